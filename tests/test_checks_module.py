@@ -6,8 +6,8 @@
 * The helpers raise ``TypeError`` / ``ValueError`` whose message starts with
   ``"<function>: <argument>"`` and says what was expected and what came.
 
-Tests marked ``# LIBRARY BUG:`` assert behaviour the library does not have yet; their names
-contain ``bug``.
+Docstrings that start with "Fixed bug:" say what the library did before a fix; the test
+asserts what it does now.
 """
 
 from __future__ import annotations
@@ -103,9 +103,9 @@ def test_checks_accepts_bools_and_truthy_ints():
 
 
 @pytest.mark.parametrize("value", ["false", "0", "off", "no"])
-def test_bug_checks_refuses_strings(value):
-    """LIBRARY BUG: mldl.checks("false") turns value checks ON (bool("false") is True),
-    silently. Expected: a TypeError naming the argument, like every other entry point."""
+def test_checks_refuses_strings(value):
+    """Fixed bug: mldl.checks("false") turned value checks ON (bool("false") is True),
+    silently. Now: a TypeError naming the argument, like every other entry point."""
     with pytest.raises(TypeError, match=r"^checks: enabled\b"):
         mldl.checks(value)
 
@@ -253,11 +253,12 @@ def test_number_types():
         _checks.number(torch.tensor(1.0, requires_grad=True), "p", "f")
 
 
-def test_bug_number_accepts_numpy_scalars():
-    """LIBRARY BUG: np.float32 / np.int64 are real numbers but are refused ("expected a real
-    number, got float32 np.float32(0.5)"); np.float64 passes only because it subclasses
+def test_number_accepts_numpy_scalars():
+    """Fixed bug: np.float32 / np.int64 are real numbers but were refused ("expected a real
+    number, got float32 np.float32(0.5)"); np.float64 passed only because it subclasses
     float."""
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     assert _checks.number(np.float64(0.5), "p", "f") == 0.5
     assert _checks.number(np.float32(0.5), "p", "f") == 0.5
     assert _checks.number(np.int64(2), "p", "f") == 2.0
@@ -348,11 +349,15 @@ def test_values_of_integer_tensors():
 
 
 def test_values_hints():
-    with pytest.raises(ValueError, match=r"look like probabilities: take their log"):
-        _checks.values(torch.tensor([0.2, 0.8]), _checks.LOG_PROBABILITIES, "x", "f")
+    """The input domains of bce and of nll/kl_div/ctc say what was probably meant; the plain
+    domains (used for targets and other arguments) give no advice."""
+    with pytest.raises(ValueError, match=r"these look like probabilities or logits: pass log_s"):
+        _checks.values(torch.tensor([0.2, 0.8]), _checks.LOG_PROBABILITY_INPUT, "x", "f")
     with pytest.raises(ValueError, match=r"^f: x: .*got values up to 1\.5$"):  # no hint
         _checks.values(torch.tensor([0.2, 1.5]), _checks.LOG_PROBABILITIES, "x", "f")
-    with pytest.raises(ValueError, match=r"look like logits: use the \*_with_logits form"):
+    with pytest.raises(ValueError, match=r"these look like logits: use bce_with_logits"):
+        _checks.values(torch.tensor([-0.2, 0.8]), _checks.PROBABILITY_INPUT, "x", "f")
+    with pytest.raises(ValueError, match=r"^f: x: .*got values down to -0\.2$"):  # no hint
         _checks.values(torch.tensor([-0.2, 0.8]), _checks.PROBABILITIES, "x", "f")
 
 

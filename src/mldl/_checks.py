@@ -22,6 +22,7 @@ ValueError: nll: input: expected log-probabilities (values <= 0), got values up 
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -68,6 +69,8 @@ def checks(enabled: bool = True) -> _ChecksSetting:
     ...     mldl.checks_enabled()
     True
     """
+    if not isinstance(enabled, (bool, numbers.Integral)) or enabled not in (0, 1):
+        raise TypeError(f"checks: enabled: expected True or False, got {_describe(enabled)}")
     previous = _state["enabled"]
     _state["enabled"] = bool(enabled)
     return _ChecksSetting(previous)
@@ -110,6 +113,11 @@ def floating(x: object, name: str, fn: str = "") -> Tensor:
             f"{_where(fn, name)}: expected a floating-point tensor, got {_dtype_name(x.dtype)}"
         )
     return x
+
+
+def optional_tensor(x: object, name: str, fn: str = "") -> Tensor | None:
+    """``None`` or a tensor (for module constructors' weight buffers)."""
+    return None if x is None else tensor(x, name, fn)
 
 
 def same_shape(a: Tensor, b: Tensor, names: tuple[str, str], fn: str = "") -> None:
@@ -171,7 +179,7 @@ def number(
     """A Python (or 0-d tensor) real number within ``[low, high]`` (ends open if asked)."""
     if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if _is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{_where(fn, name)}: expected a real number, got {_describe(value)}")
     v = float(value)
     bad = v != v  # NaN
@@ -189,17 +197,40 @@ def number(
     return v
 
 
-def class_weight(weight: Tensor | None, num_classes: int, input: Tensor, fn: str = "") -> None:
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's bool
+
+
+def integer(
+    value: object, name: str, fn: str = "", *, low: int | None = None, high: int | None = None
+) -> int:
+    """A Python (or numpy, or 0-d integer tensor) integer within ``[low, high]``."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = value.item()
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{_where(fn, name)}: expected an int, got {_describe(value)}")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        lo = "-inf" if low is None else str(low)
+        hi = "inf" if high is None else str(high)
+        raise ValueError(f"{_where(fn, name)}: expected an int in [{lo}, {hi}], got {v}")
+    return v
+
+
+def class_weight(
+    weight: Tensor | None, num_classes: int, input: Tensor, fn: str = "", name: str = "weight"
+) -> None:
     """A per-class weight: 1-D, one entry per class, floating, on the input's device."""
     if weight is None:
         return
-    floating(weight, "weight", fn)
+    floating(weight, name, fn)
     if weight.dim() != 1 or weight.shape[0] != num_classes:
         raise ValueError(
-            f"{fn}: weight: expected a 1-D tensor with one entry per class ({num_classes}), "
-            f"got shape {tuple(weight.shape)}"
+            f"{_where(fn, name)}: expected a 1-D tensor with one entry per class "
+            f"({num_classes}), got shape {tuple(weight.shape)}"
         )
-    same_device({"input": input, "weight": weight}, fn)
+    same_device({"input": input, name: weight}, fn)
+    values(weight, NONNEGATIVE, name, fn)
 
 
 def class_indices(
@@ -217,6 +248,8 @@ def class_indices(
     devices, with value checks on (there it would force a host synchronisation).
     """
     tensor(target, name, fn)
+    if ignore_index is not None:
+        ignore_index = integer(ignore_index, "ignore_index", fn)
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(
             f"{_where(fn, name)}: expected integer class indices, got {_dtype_name(target.dtype)}"
@@ -254,9 +287,27 @@ class Domain:
     high: float | None = None
     inf: str = ""
     hint: str = ""
+    advice: str = ""  # appended when the values leave the range: what was probably meant
 
 
 REAL = Domain("real values", hint="finite real values")
+# The inputs of bce and nll/kl_div/ctc: the two places where the notes' table is most often
+# mixed up, so their messages say what was probably meant.
+PROBABILITY_INPUT = Domain(
+    "probabilities",
+    0.0,
+    1.0,
+    hint="probabilities in [0, 1]",
+    advice=" (these look like logits: use bce_with_logits, which applies the sigmoid itself)",
+)
+LOG_PROBABILITY_INPUT = Domain(
+    "log-probabilities",
+    None,
+    0.0,
+    inf="-",
+    hint="log-probabilities (values <= 0)",
+    advice=" (these look like probabilities or logits: pass log_softmax of the logits)",
+)
 LOGITS = Domain("logits", inf="-", hint="logits in (-inf, inf), before softmax")
 BINARY_LOGITS = Domain("logits", inf="+-", hint="logits in [-inf, inf], before sigmoid")
 PROBABILITIES = Domain("probabilities", 0.0, 1.0, hint="probabilities in [0, 1]")
@@ -288,20 +339,39 @@ def values(x: Tensor, domain: Domain, name: str, fn: str = "") -> None:
     if finite.numel() == 0:
         return
     lo, hi = finite.min().item(), finite.max().item()
-    slack = _LOG_PROB_SLACK if domain is LOG_PROBABILITIES else 0.0
+    slack = _LOG_PROB_SLACK if domain.name == "log-probabilities" else 0.0
     if domain.high is not None and hi > domain.high + slack:
-        extra = ""
-        if domain is LOG_PROBABILITIES and lo >= 0.0 and hi <= 1.0:
-            extra = " (these look like probabilities: take their log, or use a loss on logits)"
-        raise ValueError(f"{where}: expected {domain.hint}, got values up to {hi:.6g}{extra}")
+        raise ValueError(
+            f"{where}: expected {domain.hint}, got values up to {hi:.6g}{domain.advice}"
+        )
     if domain.low is not None and lo < domain.low:
-        extra = ""
-        if domain is PROBABILITIES:
-            extra = " (these look like logits: use the *_with_logits form)"
-        raise ValueError(f"{where}: expected {domain.hint}, got values down to {lo:.6g}{extra}")
+        raise ValueError(
+            f"{where}: expected {domain.hint}, got values down to {lo:.6g}{domain.advice}"
+        )
     if domain is SIGNS and not bool(((finite == 1) | (finite == -1)).all()):
         other = finite[(finite != 1) & (finite != -1)][0].item()
         raise ValueError(f"{where}: expected {domain.hint}, got {other:g}")
+
+
+def _row_sums_near_one(x: Tensor, dim: int) -> tuple[bool, Tensor]:
+    """Whether every slice along ``dim`` sums to 1, within what ``x``'s dtype can hold: a
+    sum of K values each rounded to the dtype's precision is off by about eps·sqrt(K)."""
+    sums = x.double().sum(dim)
+    tol = 1e-3 + 2 * torch.finfo(x.dtype).eps * x.shape[dim] ** 0.5
+    return bool(((sums - 1).abs() <= tol).all()), sums
+
+
+def distributions(x: Tensor, dim: int, name: str, fn: str = "") -> None:
+    """With value checks on: ``x`` holds probability distributions along ``dim``."""
+    if not checks_enabled() or x.numel() == 0:
+        return
+    values(x, PROBABILITIES, name, fn)
+    ok, sums = _row_sums_near_one(x, dim)
+    if not ok:
+        raise ValueError(
+            f"{_where(fn, name)}: expected class probabilities summing to 1 over dimension "
+            f"{dim}, got sums from {sums.min().item():.6g} to {sums.max().item():.6g}"
+        )
 
 
 def not_probabilities(x: Tensor, name: str, fn: str = "", *, class_dim: int | None = 1) -> None:
@@ -322,8 +392,7 @@ def not_probabilities(x: Tensor, name: str, fn: str = "", *, class_dim: int | No
             return
         what = "every value lies in [0, 1]"
     else:
-        rows = x.double().sum(class_dim)
-        if not bool(torch.allclose(rows, torch.ones_like(rows), atol=1e-3)):
+        if not _row_sums_near_one(x, class_dim)[0]:
             return
         what = "every value lies in [0, 1] and every row sums to 1"
     raise ValueError(

@@ -80,14 +80,16 @@ KL_IDS = ["probabilities", "probabilities-with-zeros", "log_target"]
 @pytest.mark.parametrize("reduction", KL_REDUCTIONS)
 @floats
 def test_kl_div_matches_native(case, shape, reduction, dtype):
-    # PyTorch's target gradient at a zero target is NaN (d/dy y log y = -inf there).
+    """mldl computes the pointwise KL itself (for 0·log 0 = 0 at masked inputs), so it
+    equals PyTorch up to rounding. Both give NaN for the target gradient at a zero target
+    (d/dy y log y = -inf there)."""
     lt = case["log_target"]
     check(
         lambda **a: L.kl_div(**a, reduction=reduction, log_target=lt),
         lambda **a: F.kl_div(**a, reduction=reduction, log_target=lt),
         _kl_inputs(shape, lt, case["zeros"], dtype),
         ("input", "target"),
-        tol=EXACT,
+        tol=TIGHT[dtype],
         equal_nan=True,
     )
 

@@ -16,7 +16,8 @@ NLL, cross-entropy and BCE call PyTorch's kernels and match them exactly, except
 * ``cross_entropy`` with probability targets, a class ``weight`` and ``reduction='mean'``
   divides by :math:`\sum_i \sum_c w_c t_{ic}` (which is :math:`\sum_i w_{y_i}` for one-hot
   targets), so one-hot probability targets give the same loss as class indices. PyTorch
-  divides by N here (pytorch #107680, #61309).
+  divides by N here (pytorch #107680, #61309). It also takes :math:`0 \log 0 = 0` where a
+  masked logit (-inf) meets a zero target; PyTorch gives NaN.
 * ``bce_with_logits`` is finite and exact at infinite logits: 0 where the label agrees with
   the logit's sign, +inf where it does not. PyTorch gives NaN there (#49844, #102894, #135359).
 * ``cross_entropy`` takes ``smoothing='others'`` (ε/(K-1) to each other class) besides
@@ -66,6 +67,7 @@ def _target_kind(input: Tensor, target: Tensor, fn: str) -> str:
     Raises when the target's shape fits neither reading.
     """
     _checks.tensor(target, "target", fn)
+    _checks.same_device({"input": input, "target": target}, fn)
     cdim = _class_dim(input)
     index_shape = input.shape[:cdim] + input.shape[cdim + 1 :]
     if target.shape == input.shape and target.is_floating_point():
@@ -92,25 +94,39 @@ def _logits(input: Tensor, fn: str, name: str = "input") -> int:
 def _probability_targets(target: Tensor, input: Tensor, ignore_index: int, fn: str) -> None:
     if ignore_index >= 0:
         raise ValueError(
-            f"{fn}: ignore_index={ignore_index} applies to class-index targets only; with "
-            "probability targets give the rows to skip zero weight instead"
+            f"{fn}: ignore_index={ignore_index} applies to class-index targets only (PyTorch "
+            "refuses it with probability targets too)"
         )
-    _checks.values(target, _checks.PROBABILITIES, "target", fn)
-    if _checks.checks_enabled() and target.numel():
-        rows = target.double().sum(_class_dim(input))
-        if not bool(torch.allclose(rows, torch.ones_like(rows), atol=1e-3)):
-            raise ValueError(
-                f"{fn}: target: expected class probabilities summing to 1 over the class "
-                f"dimension, got row sums from {rows.min().item():.6g} to {rows.max().item():.6g}"
-            )
+    _checks.distributions(target, _class_dim(input), "target", fn)
 
 
-def _soft_weight_total(target: Tensor, weight: Tensor, cdim: int) -> Tensor:
-    r""":math:`\sum_i \sum_c w_c t_{ic}`: the mean's denominator for weighted probability targets,
-    equal to :math:`\sum_i w_{y_i}` when the targets are one-hot."""
-    shape = [1] * target.dim()
-    shape[cdim] = -1
-    return (target * weight.view(shape)).sum(dtype=torch.promote_types(target.dtype, torch.float32))
+def _soft_cross_entropy(
+    input: Tensor, target: Tensor, weight: Tensor | None, eps: float, reduction: str
+) -> Tensor:
+    r"""Cross-entropy against class probabilities, with :math:`0 \log 0 = 0`.
+
+    PyTorch computes :math:`-\sum_c t_c \log p_c` as a product, so a masked logit
+    (:math:`-\infty`) with target 0 gives NaN; here that term is 0, as in the math. The
+    smoothed target is :math:`(1-\epsilon')t + \epsilon'/K`; ``'mean'`` divides by
+    :math:`\sum_i \sum_c w_c t_{ic}` (the unsmoothed t), which is :math:`\sum_i w_{y_i}` for
+    one-hot targets, so one-hot probabilities and class indices agree (PyTorch divides by N
+    when weighted, #107680).
+    """
+    cdim = _class_dim(input)
+    k = input.shape[cdim]
+    shape = [1] * input.dim()
+    shape[cdim] = k
+    log_p = torch.log_softmax(input, cdim)
+    q = target if eps == 0.0 else target * (1.0 - eps) + eps / k
+    if weight is not None:
+        q = q * weight.view(shape).to(q.dtype)
+    # 0·log 0 = 0 where a masked logit (-inf) meets a zero target; elsewhere the product.
+    log_p = torch.where(torch.isneginf(log_p) & (q == 0), 0.0, log_p)
+    loss = -(log_p * q).sum(cdim)
+    denom = None
+    if weight is not None and reduction == "mean":
+        denom = (target * weight.view(shape).to(target.dtype)).sum(cdim)
+    return _reduction.reduce(loss, reduction, item_weight=denom)
 
 
 def _smoothing_args(label_smoothing: float, smoothing: str, num_classes: int, fn: str) -> float:
@@ -157,6 +173,7 @@ def nll(
     """
     fn = "nll"
     _reduction.check(reduction, fn)
+    ignore_index = _checks.integer(ignore_index, "ignore_index", fn)
     _checks.floating(input, "input", fn)
     if input.dim() == 0:
         raise ValueError(f"{fn}: input: expected shape (C,) or (N, C, ...), got a scalar")
@@ -165,7 +182,7 @@ def nll(
         raise ValueError(f"{fn}: target: expected integer class indices, got probabilities")
     target = _checks.class_indices(target, k, "target", fn, ignore_index=ignore_index)
     _checks.class_weight(weight, k, input, fn)
-    _checks.values(input, _checks.LOG_PROBABILITIES, "input", fn)
+    _checks.values(input, _checks.LOG_PROBABILITY_INPUT, "input", fn)
     return F.nll_loss(input, target, weight, ignore_index=ignore_index, reduction=reduction)
 
 
@@ -191,6 +208,8 @@ def cross_entropy(
 
     ``'mean'``: for class indices :math:`\sum_n l_n / \sum_n w_{y_n}` over non-ignored items;
     for probabilities :math:`\sum_n l_n / \sum_n \sum_c w_c t_{n,c}` (N without weights).
+    Probability targets use :math:`0 \log 0 = 0`: a class with target 0 adds nothing even
+    when its logit is :math:`-\infty` (PyTorch gives NaN there).
 
     Shape:
         input: :math:`(C)` or :math:`(N, C, d_1, ...)` logits; target: :math:`()` /
@@ -204,16 +223,17 @@ def cross_entropy(
     """
     fn = "cross_entropy"
     _reduction.check(reduction, fn)
+    ignore_index = _checks.integer(ignore_index, "ignore_index", fn)
     k = _logits(input, fn)
     kind = _target_kind(input, target, fn)
     _checks.class_weight(weight, k, input, fn)
     eps = _smoothing_args(label_smoothing, smoothing, k, fn)
-    if kind == "indices":
-        target = _checks.class_indices(target, k, "target", fn, ignore_index=ignore_index)
-    else:
+    if kind == "probabilities":
         _probability_targets(target, input, ignore_index, fn)
+        return _soft_cross_entropy(input, target, weight, eps, reduction)
+    target = _checks.class_indices(target, k, "target", fn, ignore_index=ignore_index)
 
-    def native(eps: float, reduction: str) -> Tensor:
+    def native(eps: float) -> Tensor:
         return F.cross_entropy(
             input,
             target,
@@ -223,17 +243,11 @@ def cross_entropy(
             label_smoothing=eps,
         )
 
-    consistent_mean = kind == "probabilities" and weight is not None and reduction == "mean"
-    inner = "sum" if consistent_mean else reduction
     if eps <= 1.0:
-        loss = native(eps, inner)
-    else:
-        # 'others' with ε > (K-1)/K needs ε' > 1, which PyTorch refuses; the loss is affine
-        # in ε', so extrapolate from the two ends.
-        loss = (1.0 - eps) * native(0.0, inner) + eps * native(1.0, inner)
-    if consistent_mean:
-        loss = (loss / _soft_weight_total(target, weight, _class_dim(input))).to(loss.dtype)
-    return loss
+        return native(eps)
+    # 'others' with ε > (K-1)/K needs ε' > 1, which PyTorch refuses; the loss is affine in
+    # ε', so it is extrapolated from the two ends.
+    return (1.0 - eps) * native(0.0) + eps * native(1.0)
 
 
 # ------------------------------------------------------------------------------------ BCE
@@ -243,9 +257,11 @@ def _binary_pair(input: Tensor, target: Tensor, weight: Tensor | None, fn: str) 
     _checks.floating(input, "input", fn)
     _checks.floating(target, "target", fn)
     _checks.same_shape(input, target, ("input", "target"), fn)
+    _checks.same_device({"input": input, "target": target, "weight": weight}, fn)
     if weight is not None:
         _checks.floating(weight, "weight", fn)
         _checks.broadcastable(input, weight, ("input", "weight"), fn)
+        _checks.values(weight, _checks.NONNEGATIVE, "weight", fn)
 
 
 def _smoothed_binary(target: Tensor, label_smoothing: float, smoothing: str, fn: str) -> Tensor:
@@ -285,7 +301,7 @@ def bce(
     fn = "bce"
     _reduction.check(reduction, fn)
     _binary_pair(input, target, weight, fn)
-    _checks.values(input, _checks.PROBABILITIES, "input", fn)
+    _checks.values(input, _checks.PROBABILITY_INPUT, "input", fn)
     _checks.values(target, _checks.PROBABILITIES, "target", fn)
     target = _smoothed_binary(target, label_smoothing, smoothing, fn)
     if weight is not None:
@@ -517,6 +533,7 @@ def focal(
     """
     fn = "focal"
     _reduction.check(reduction, fn)
+    ignore_index = _checks.integer(ignore_index, "ignore_index", fn)
     gamma = _checks.number(gamma, "gamma", fn, low=0.0)
     k = _logits(input, fn)
     kind = _target_kind(input, target, fn)
@@ -618,6 +635,7 @@ def sigmoid_focal(
     _binary_pair(input, target, weight, fn)
     if target.requires_grad:
         raise ValueError(f"{fn}: target: must not require grad (targets are constants here)")
+    ignore_index = _checks.number(ignore_index, "ignore_index", fn)
     _checks.values(input, _checks.BINARY_LOGITS, "input", fn)
     _checks.not_probabilities(input, "input", fn, class_dim=None)
     kept = target != ignore_index
@@ -647,6 +665,14 @@ def sigmoid_focal(
 # ------------------------------------------------------------------------------- modules
 
 
+def _smoothing_options(label_smoothing: float, smoothing: str, fn: str) -> tuple[float, str]:
+    """A module's label-smoothing settings, checked when it is built (the variant against
+    every convention; the loss itself refuses one that does not apply to it)."""
+    eps = _checks.number(label_smoothing, "label_smoothing", fn, low=0.0, high=1.0)
+    _checks.one_of(smoothing, ("uniform", "others", "half", "flip"), "smoothing", fn)
+    return eps, smoothing
+
+
 class NLLLoss(nn.Module):
     """Module form of :func:`nll`."""
 
@@ -654,9 +680,10 @@ class NLLLoss(nn.Module):
         self, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
     ) -> None:
         super().__init__()
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = _reduction.check(reduction, "NLLLoss")
+        fn = "NLLLoss"
+        self.register_buffer("weight", _checks.optional_tensor(weight, "weight", fn))
+        self.ignore_index = _checks.integer(ignore_index, "ignore_index", fn)
+        self.reduction = _reduction.check(reduction, fn)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return nll(input, target, self.weight, self.ignore_index, self.reduction)
@@ -675,14 +702,11 @@ class CrossEntropyLoss(nn.Module):
         smoothing: str = "uniform",
     ) -> None:
         super().__init__()
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = _reduction.check(reduction, "CrossEntropyLoss")
-        self.label_smoothing = _checks.number(
-            label_smoothing, "label_smoothing", "CrossEntropyLoss", low=0.0, high=1.0
-        )
-        _checks.one_of(smoothing, ("uniform", "others"), "smoothing", "CrossEntropyLoss")
-        self.smoothing = smoothing
+        fn = "CrossEntropyLoss"
+        self.register_buffer("weight", _checks.optional_tensor(weight, "weight", fn))
+        self.ignore_index = _checks.integer(ignore_index, "ignore_index", fn)
+        self.reduction = _reduction.check(reduction, fn)
+        self.label_smoothing, self.smoothing = _smoothing_options(label_smoothing, smoothing, fn)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return cross_entropy(
@@ -708,9 +732,10 @@ class BCELoss(nn.Module):
         smoothing: str = "half",
     ) -> None:
         super().__init__()
-        self.register_buffer("weight", weight)
-        self.reduction = _reduction.check(reduction, "BCELoss")
-        self.label_smoothing, self.smoothing = label_smoothing, smoothing
+        fn = "BCELoss"
+        self.register_buffer("weight", _checks.optional_tensor(weight, "weight", fn))
+        self.reduction = _reduction.check(reduction, fn)
+        self.label_smoothing, self.smoothing = _smoothing_options(label_smoothing, smoothing, fn)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return bce(
@@ -736,10 +761,11 @@ class BCEWithLogitsLoss(nn.Module):
         smoothing: str = "half",
     ) -> None:
         super().__init__()
-        self.register_buffer("weight", weight)
-        self.register_buffer("pos_weight", pos_weight)
-        self.reduction = _reduction.check(reduction, "BCEWithLogitsLoss")
-        self.label_smoothing, self.smoothing = label_smoothing, smoothing
+        fn = "BCEWithLogitsLoss"
+        self.register_buffer("weight", _checks.optional_tensor(weight, "weight", fn))
+        self.register_buffer("pos_weight", _checks.optional_tensor(pos_weight, "pos_weight", fn))
+        self.reduction = _reduction.check(reduction, fn)
+        self.label_smoothing, self.smoothing = _smoothing_options(label_smoothing, smoothing, fn)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return bce_with_logits(
@@ -768,15 +794,16 @@ class FocalLoss(nn.Module):
         smoothing: str = "uniform",
     ) -> None:
         super().__init__()
-        self.gamma = _checks.number(gamma, "gamma", "FocalLoss", low=0.0)
+        fn = "FocalLoss"
+        self.gamma = _checks.number(gamma, "gamma", fn, low=0.0)
         if isinstance(alpha, Tensor):
             self.register_buffer("alpha", alpha)
         else:
-            self.alpha = alpha
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = _reduction.check(reduction, "FocalLoss")
-        self.label_smoothing, self.smoothing = label_smoothing, smoothing
+            self.alpha = None if alpha is None else _checks.number(alpha, "alpha", fn, low=0)
+        self.register_buffer("weight", _checks.optional_tensor(weight, "weight", fn))
+        self.ignore_index = _checks.integer(ignore_index, "ignore_index", fn)
+        self.reduction = _reduction.check(reduction, fn)
+        self.label_smoothing, self.smoothing = _smoothing_options(label_smoothing, smoothing, fn)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return focal(
@@ -807,15 +834,18 @@ class SigmoidFocalLoss(nn.Module):
         smoothing: str = "half",
     ) -> None:
         super().__init__()
-        self.gamma = _checks.number(gamma, "gamma", "SigmoidFocalLoss", low=0.0)
+        fn = "SigmoidFocalLoss"
+        self.gamma = _checks.number(gamma, "gamma", fn, low=0.0)
         if isinstance(alpha, Tensor):
             self.register_buffer("alpha", alpha)
         else:
-            self.alpha = alpha
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = _reduction.check(reduction, "SigmoidFocalLoss")
-        self.label_smoothing, self.smoothing = label_smoothing, smoothing
+            self.alpha = (
+                None if alpha is None else _checks.number(alpha, "alpha", fn, low=0, high=1)
+            )
+        self.register_buffer("weight", _checks.optional_tensor(weight, "weight", fn))
+        self.ignore_index = _checks.number(ignore_index, "ignore_index", fn)
+        self.reduction = _reduction.check(reduction, fn)
+        self.label_smoothing, self.smoothing = _smoothing_options(label_smoothing, smoothing, fn)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return sigmoid_focal(

@@ -1,12 +1,16 @@
-r"""Kullback–Leibler divergence, as PyTorch computes it (which it matches exactly).
+r"""Kullback–Leibler divergence, with PyTorch's arguments, reductions and warning.
 
 ``reduction='batchmean'`` is the KL divergence of the math (sum over classes, mean over the
-batch); ``'mean'`` divides by every element and PyTorch warns about it, as do we.
+batch); ``'mean'`` divides by every element and PyTorch warns about it, as do we. Where we
+differ: :math:`0 \log 0 = 0` holds even where the input is :math:`-\infty` (a masked logit
+under a zero target, common with padding), where PyTorch gives NaN.
 """
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+import warnings
+
+import torch
 from torch import Tensor, nn
 
 from .. import _checks
@@ -41,10 +45,30 @@ def kl_div(
     _checks.floating(input, "input", fn)
     _checks.floating(target, "target", fn)
     _checks.same_shape(input, target, ("input", "target"), fn)
-    _checks.values(input, _checks.LOG_PROBABILITIES, "input", fn)
+    _checks.same_device({"input": input, "target": target}, fn)
+    _checks.values(input, _checks.LOG_PROBABILITY_INPUT, "input", fn)
     domain = _checks.LOG_PROBABILITIES if log_target else _checks.PROBABILITIES
     _checks.values(target, domain, "target", fn)
-    return F.kl_div(input, target, reduction=reduction, log_target=log_target)
+    # 0·log 0 = 0: a zero target contributes nothing, even against a masked input (-inf).
+    if log_target:
+        input = torch.where(torch.isneginf(target) & torch.isneginf(input), 0.0, input)
+        loss = torch.exp(target) * (target - input)
+    else:
+        input = torch.where((target == 0) & torch.isneginf(input), 0.0, input)
+        loss = torch.xlogy(target, target) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.dim() else loss.sum()
+    if reduction == "mean":
+        warnings.warn(_MEAN_WARNING, stacklevel=2)
+    return _reduction.reduce(loss, reduction)
+
+
+# PyTorch's own words, since 'mean' here behaves as PyTorch's does.
+_MEAN_WARNING = (
+    "reduction: 'mean' divides the total loss by both the batch size and the support size."
+    "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+    "'mean' will be changed to behave the same as 'batchmean' in the next major release."
+)
 
 
 class KLDivLoss(nn.Module):

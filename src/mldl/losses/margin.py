@@ -33,12 +33,18 @@ __all__ = [
 ]
 
 
-def _signed_pair(input: Tensor, target: Tensor, fn: str) -> None:
-    """(real input, ±1 target) of one shape."""
-    _checks.floating(input, "input", fn)
+def _signed_pair(input: Tensor, target: Tensor, fn: str, name: str = "input") -> None:
+    """(real input, ±1 target) of one shape; the target is a float or signed integer tensor."""
+    _checks.floating(input, name, fn)
     _checks.tensor(target, "target", fn)
-    _checks.same_shape(input, target, ("input", "target"), fn)
-    _checks.values(input, _checks.REAL, "input", fn)
+    if target.dtype == torch.bool or target.is_complex():
+        raise TypeError(
+            f"{fn}: target: expected labels 1 or -1 as a float or integer tensor, "
+            f"got {str(target.dtype).replace('torch.', '')}"
+        )
+    _checks.same_shape(input, target, (name, "target"), fn)
+    _checks.same_device({name: input, "target": target}, fn)
+    _checks.values(input, _checks.REAL, name, fn)
     _checks.values(target, _checks.SIGNS, "target", fn)
 
 
@@ -93,6 +99,7 @@ def cosine_embedding(
     _checks.floating(input2, "input2", fn)
     _checks.tensor(target, "target", fn)
     _checks.same_shape(input1, input2, ("input1", "input2"), fn)
+    _checks.same_device({"input1": input1, "input2": input2, "target": target}, fn)
     _checks.ndim(input1, (1, 2), "input1", fn)
     if target.shape != input1.shape[:-1]:
         raise ValueError(
@@ -128,7 +135,8 @@ def margin_ranking(
     _checks.floating(input1, "input1", fn)
     _checks.floating(input2, "input2", fn)
     _checks.same_shape(input1, input2, ("input1", "input2"), fn)
-    _signed_pair(input1, target, fn)
+    _signed_pair(input1, target, fn, "input1")
+    _checks.same_device({"input1": input1, "input2": input2}, fn)
     _checks.values(input2, _checks.REAL, "input2", fn)
     return F.margin_ranking_loss(input1, input2, target, margin=margin, reduction=reduction)
 
@@ -149,7 +157,7 @@ def soft_margin(input: Tensor, target: Tensor, reduction: str = "mean") -> Tenso
     fn = "soft_margin"
     _reduction.check(reduction, fn)
     _signed_pair(input, target, fn)
-    return _reduction.reduce(F.softplus(-target * input), reduction)
+    return _reduction.reduce(F.softplus(-target.to(input.dtype) * input), reduction)
 
 
 def multilabel_margin(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -174,11 +182,29 @@ def multilabel_margin(input: Tensor, target: Tensor, reduction: str = "mean") ->
     _checks.floating(input, "input", fn)
     _checks.ndim(input, (1, 2), "input", fn)
     _checks.tensor(target, "target", fn)
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(
+            f"{fn}: target: expected integer label indices padded with -1 (not a multi-hot "
+            f"mask), got {str(target.dtype).replace('torch.', '')}"
+        )
     _checks.same_shape(input, target, ("input", "target"), fn)
+    _checks.same_device({"input": input, "target": target}, fn)
+    target = target.long()
     c = input.shape[-1]
-    # Negative values end a row's label list; every value before the first one is a label.
-    target = _checks.class_indices(target.clamp(min=-1), c, "target", fn, ignore_index=-1)
+    # A row's labels are the values before its first negative one; the rest is padding,
+    # set to -1 so that PyTorch (which range-checks it too) never sees it.
+    is_label = (target >= 0).cumprod(-1).bool()
+    if target.device.type == "cpu" or _checks.checks_enabled():
+        labels = target[is_label]
+        if labels.numel() and int(labels.max()) >= c:
+            raise ValueError(
+                f"{fn}: target: expected label indices in [0, {c - 1}] before each row's "
+                f"first negative value, got {int(labels.max())}"
+            )
+    target = target.masked_fill(~is_label, -1)
     _checks.values(input, _checks.REAL, "input", fn)
+    if input.numel() == 0:  # PyTorch returns uninitialised memory here
+        return _reduction.reduce(input.sum(-1), reduction)
     return F.multilabel_margin_loss(input, target, reduction=reduction)
 
 
@@ -217,12 +243,15 @@ def top2_margin(
     fn = "top2_margin"
     _reduction.check(reduction, fn)
     margin = _checks.number(margin, "margin", fn)
-    _checks.one_of(p, (1, 2), "p", fn)
+    p = _checks.integer(p, "p", fn, low=1, high=2)
+    ignore_index = _checks.integer(ignore_index, "ignore_index", fn)
     _checks.floating(input, "input", fn)
     _checks.ndim(input, (1, 2), "input", fn)
     k = input.shape[-1]
     if k < 2:
         raise ValueError(f"{fn}: input: needs at least 2 classes to rank, got {k}")
+    _checks.tensor(target, "target", fn)
+    _checks.same_device({"input": input, "target": target}, fn)
     if target.shape != input.shape[:-1]:
         raise ValueError(
             f"{fn}: target: expected class indices of shape {tuple(input.shape[:-1])}, "
@@ -320,11 +349,10 @@ class Top2MarginLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.margin = _checks.number(margin, "margin", "Top2MarginLoss")
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
+        self.register_buffer("weight", _checks.optional_tensor(weight, "weight", "Top2MarginLoss"))
+        self.ignore_index = _checks.integer(ignore_index, "ignore_index", "Top2MarginLoss")
         self.reduction = _reduction.check(reduction, "Top2MarginLoss")
-        _checks.one_of(p, (1, 2), "p", "Top2MarginLoss")
-        self.p = p
+        self.p = _checks.integer(p, "p", "Top2MarginLoss", low=1, high=2)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return top2_margin(

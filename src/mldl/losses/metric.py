@@ -36,6 +36,7 @@ def _triplet(anchor: Tensor, positive: Tensor, negative: Tensor, fn: str) -> Non
         _checks.values(t, _checks.REAL, name, fn)
     _checks.same_shape(anchor, positive, ("anchor", "positive"), fn)
     _checks.same_shape(anchor, negative, ("anchor", "negative"), fn)
+    _checks.same_device({"anchor": anchor, "positive": positive, "negative": negative}, fn)
 
 
 def triplet_margin(
@@ -106,6 +107,8 @@ def triplet_margin_with_distance(
             f"got {type(distance_function).__name__}"
         )
     _triplet(anchor, positive, negative, fn)
+    if distance_function is not None:
+        distance_function = _one_distance_per_row(distance_function, anchor.shape[:-1], fn)
     return F.triplet_margin_with_distance_loss(
         anchor,
         positive,
@@ -117,19 +120,48 @@ def triplet_margin_with_distance(
     )
 
 
+def _one_distance_per_row(distance_function, shape: torch.Size, fn: str):
+    """Wrap a user's distance so that it must return one distance per row: a scalar or an
+    (N, D) result would otherwise broadcast into a wrong loss."""
+
+    def checked(x: Tensor, y: Tensor) -> Tensor:
+        d = distance_function(x, y)
+        if not isinstance(d, Tensor) or d.shape != shape:
+            got = tuple(d.shape) if isinstance(d, Tensor) else type(d).__name__
+            raise ValueError(
+                f"{fn}: distance_function: expected one distance per row, shape "
+                f"{tuple(shape)}, got {got}"
+            )
+        return d
+
+    return checked
+
+
 def _pair_distance(x1: Tensor, x2: Tensor, p: float, eps: float, fn: str) -> Tensor:
+    p = _checks.number(p, "p", fn, low=0.0, low_open=True)
+    eps = _checks.number(eps, "eps", fn, low=0.0)
     for name, t in (("x1", x1), ("x2", x2)):
         _checks.floating(t, name, fn)
         _checks.ndim(t, (1, 2), name, fn)
         _checks.values(t, _checks.REAL, name, fn)
     _checks.same_shape(x1, x2, ("x1", "x2"), fn)
+    _checks.same_device({"x1": x1, "x2": x2}, fn)
     return F.pairwise_distance(x1, x2, p=p, eps=eps)
 
 
 def _match_logit(d: Tensor, scale: float | Tensor, offset: float | Tensor, fn: str) -> Tensor:
-    if not isinstance(scale, Tensor):
+    """The logit b - s·d of a match; ``scale`` and ``offset`` may be tensors (learned)."""
+    if isinstance(scale, Tensor):
+        _checks.floating(scale, "scale", fn)
+        _checks.values(scale, _checks.REAL, "scale", fn)
+        if _checks.checks_enabled() and bool((scale <= 0).any()):
+            raise ValueError(f"{fn}: scale: expected a positive scale, got {scale.min().item():g}")
+    else:
         scale = _checks.number(scale, "scale", fn, low=0.0, low_open=True)
-    if not isinstance(offset, Tensor):
+    if isinstance(offset, Tensor):
+        _checks.floating(offset, "offset", fn)
+        _checks.values(offset, _checks.REAL, "offset", fn)
+    else:
         offset = _checks.number(offset, "offset", fn)
     return offset - scale * d
 
@@ -193,6 +225,7 @@ def distance_match(
     _reduction.check(reduction, fn)
     d = _pair_distance(x1, x2, p, eps, fn)
     _checks.tensor(target, "target", fn)
+    _checks.same_device({"x1": x1, "target": target}, fn)
     if target.shape != d.shape:
         raise ValueError(
             f"{fn}: target: expected one match label per pair, shape {tuple(d.shape)}, "
@@ -218,8 +251,12 @@ class TripletMarginLoss(nn.Module):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
-        self.reduction = _reduction.check(reduction, "TripletMarginLoss")
+        fn = "TripletMarginLoss"
+        self.margin = _checks.number(margin, "margin", fn, low=0.0)
+        self.p = _checks.number(p, "p", fn, low=0.0, low_open=True)
+        self.eps = _checks.number(eps, "eps", fn, low=0.0)
+        self.swap = swap
+        self.reduction = _reduction.check(reduction, fn)
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
         return triplet_margin(
@@ -239,8 +276,12 @@ class TripletMarginWithDistanceLoss(nn.Module):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        self.distance_function, self.margin, self.swap = distance_function, margin, swap
-        self.reduction = _reduction.check(reduction, "TripletMarginWithDistanceLoss")
+        fn = "TripletMarginWithDistanceLoss"
+        if distance_function is not None and not callable(distance_function):
+            raise TypeError(f"{fn}: distance_function: expected a callable (x, y) -> distances")
+        self.distance_function, self.swap = distance_function, swap
+        self.margin = _checks.number(margin, "margin", fn, low=0.0, low_open=True)
+        self.reduction = _reduction.check(reduction, fn)
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
         return triplet_margin_with_distance(
@@ -278,7 +319,8 @@ class DistanceMatchLoss(nn.Module):
         scale = _checks.number(scale, "scale", fn, low=0.0, low_open=True)
         self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
         self.offset = nn.Parameter(torch.tensor(_checks.number(offset, "offset", fn)))
-        self.p, self.eps = p, eps
+        self.p = _checks.number(p, "p", fn, low=0.0, low_open=True)
+        self.eps = _checks.number(eps, "eps", fn, low=0.0)
         self.reduction = _reduction.check(reduction, fn)
 
     @property

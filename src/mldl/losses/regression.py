@@ -40,6 +40,7 @@ def _pair(input: Tensor, target: Tensor, fn: str) -> None:
     _checks.floating(input, "input", fn)
     _checks.floating(target, "target", fn)
     _checks.same_shape(input, target, ("input", "target"), fn)
+    _checks.same_device({"input": input, "target": target}, fn)
     _checks.values(input, _checks.REAL, "input", fn)
     _checks.values(target, _checks.REAL, "target", fn)
 
@@ -50,6 +51,7 @@ def _weighted(loss: Tensor, weight: Tensor | None, reduction: str, fn: str) -> T
         return _reduction.reduce(loss, reduction)
     _checks.floating(weight, "weight", fn)
     _checks.broadcastable(loss, weight, ("input", "weight"), fn)
+    _checks.same_device({"input": loss, "weight": weight}, fn)
     _checks.values(weight, _checks.NONNEGATIVE, "weight", fn)
     weight = weight.expand_as(loss)
     return _reduction.reduce(loss * weight, reduction, item_weight=weight)
@@ -201,6 +203,7 @@ def poisson_nll(
     _checks.floating(input, "input", fn)
     _checks.floating(target, "target", fn)
     _checks.same_shape(input, target, ("input", "target"), fn)
+    _checks.same_device({"input": input, "target": target}, fn)
     _checks.values(input, _checks.REAL if log_input else _checks.NONNEGATIVE, "input", fn)
     _checks.values(target, _checks.NONNEGATIVE, "target", fn)
     return F.poisson_nll_loss(
@@ -242,6 +245,9 @@ def gaussian_nll(
     _pair(input, target, fn)
     if isinstance(var, Tensor):
         _checks.floating(var, "var", fn)
+        _checks.same_device({"input": input, "var": var}, fn)
+        if var.dim() == 0 and input.dim() > 1:  # one variance for all, like a float
+            var = var.expand_as(input)
     else:
         v = _checks.number(var, "var", fn, low=0.0)
         var = torch.full_like(input, v)

@@ -8,6 +8,7 @@ kernel. Here they raise, naming the argument (on CPU always; elsewhere with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,7 +24,13 @@ __all__ = ["CTCLoss", "ctc"]
 def _lengths(x: Tensor | Sequence[int] | int, name: str, n: int | None, fn: str) -> Tensor:
     """Lengths as an int64 tensor of shape (N,) (or () for unbatched input)."""
     if not isinstance(x, Tensor):
-        x = torch.as_tensor(x)
+        try:
+            x = torch.as_tensor(x, dtype=torch.long if _all_ints(x) else None)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                f"{fn}: {name}: expected integer lengths (a tensor or a sequence of ints), "
+                f"got {type(x).__name__} {x!r}"
+            ) from None
     if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
         raise TypeError(f"{fn}: {name}: expected integer lengths, got {x.dtype}")
     want = () if n is None else (n,)
@@ -78,6 +85,28 @@ def _check_ctc_values(
         )
 
 
+def _all_ints(x: object) -> bool:
+    """A (possibly empty) list or tuple of ints, or an int: lengths given in Python."""
+    if isinstance(x, (list, tuple)):
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in x)
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _no_frames_or_no_batch(
+    log_probs: Tensor, target_lengths: Tensor, reduction: str, zero_infinity: bool
+) -> Tensor:
+    """CTC where PyTorch's kernel refuses an empty ``log_probs``: with no sequences the
+    reduction of nothing (mean NaN, sum 0); with no frames, an empty target has the empty
+    alignment (probability 1, loss 0) and any other target none (loss inf)."""
+    loss = torch.where(target_lengths == 0, 0.0, math.inf).to(log_probs.dtype)
+    if zero_infinity:
+        loss = torch.where(torch.isinf(loss), 0.0, loss)
+    loss = loss + 0.0 * log_probs.sum()  # keep the graph: the gradient is zero
+    if reduction == "mean":
+        return _reduction.reduce(loss / target_lengths.clamp_min(1), "mean")
+    return _reduction.reduce(loss, reduction)
+
+
 def ctc(
     log_probs: Tensor,
     targets: Tensor,
@@ -94,6 +123,11 @@ def ctc(
     each sequence's loss by its target length (at least 1), then averages, as in PyTorch.
     An impossible alignment (a target longer than its input allows) has infinite loss;
     ``zero_infinity=True`` sets it (and its gradient) to 0.
+
+    ``log_probs`` must be the output of ``log_softmax`` inside the autograd graph: PyTorch's
+    CTC backward returns the gradient with respect to the logits before that
+    ``log_softmax`` (:math:`e^{lp} - \gamma`, pytorch #52241), which is only right when a
+    ``log_softmax`` follows it in the graph.
 
     Shape:
         log_probs: :math:`(T, N, C)` or :math:`(T, C)` log-probabilities (``log_softmax``
@@ -113,11 +147,11 @@ def ctc(
     _checks.ndim(log_probs, (2, 3), "log_probs", fn)
     t_max, c = log_probs.shape[0], log_probs.shape[-1]
     n = log_probs.shape[1] if log_probs.dim() == 3 else None
-    if not 0 <= blank < c:
-        raise ValueError(f"{fn}: blank: expected a class in [0, {c - 1}], got {blank}")
+    blank = _checks.integer(blank, "blank", fn, low=0, high=c - 1)
     input_lengths = _lengths(input_lengths, "input_lengths", n, fn)
     target_lengths = _lengths(target_lengths, "target_lengths", n, fn)
     _checks.tensor(targets, "targets", fn)
+    _checks.same_device({"log_probs": log_probs, "targets": targets}, fn)
     if n is None:
         _checks.ndim(targets, (1,), "targets", fn)
     elif targets.dim() == 2 and targets.shape[0] != n:
@@ -133,7 +167,9 @@ def ctc(
     targets = targets.long()
     if targets.device.type == "cpu" or _checks.checks_enabled():
         _check_ctc_values(targets, input_lengths, target_lengths, t_max, c, blank, padded, fn)
-    _checks.values(log_probs, _checks.LOG_PROBABILITIES, "log_probs", fn)
+    _checks.values(log_probs, _checks.LOG_PROBABILITY_INPUT, "log_probs", fn)
+    if log_probs.numel() == 0:
+        return _no_frames_or_no_batch(log_probs, target_lengths, reduction, zero_infinity)
     return F.ctc_loss(
         log_probs,
         targets,
@@ -150,7 +186,8 @@ class CTCLoss(nn.Module):
 
     def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False):
         super().__init__()
-        self.blank, self.zero_infinity = blank, zero_infinity
+        self.blank = _checks.integer(blank, "blank", "CTCLoss", low=0)
+        self.zero_infinity = zero_infinity
         self.reduction = _reduction.check(reduction, "CTCLoss")
 
     def forward(

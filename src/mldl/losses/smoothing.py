@@ -69,6 +69,13 @@ def _check_epsilon(epsilon: float, fn: str) -> float:
     return _checks.number(epsilon, "epsilon", fn, low=0.0, high=1.0)
 
 
+def _positive_int(value: object, name: str, fn: str) -> int:
+    v = _checks.integer(value, name, fn)
+    if v < 1:
+        raise ValueError(f"{fn}: {name}: expected a positive int, got {v}")
+    return v
+
+
 def smooth_labels(
     target: Tensor,
     num_classes: int,
@@ -115,8 +122,8 @@ def smooth_labels(
     fn = "smooth_labels"
     _checks.one_of(variant, VARIANTS, "variant", fn)
     epsilon = _check_epsilon(epsilon, fn)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"{fn}: num_classes: expected a positive int, got {num_classes!r}")
+    num_classes = _positive_int(num_classes, "num_classes", fn)
+    ignore_index = _checks.integer(ignore_index, "ignore_index", fn)
     minimum = {"uniform": 1, "others": 2, "opennmt": 3}[variant]
     if num_classes < minimum:
         raise ValueError(
@@ -130,6 +137,14 @@ def smooth_labels(
         )
     target = _checks.class_indices(target, num_classes, "target", fn, ignore_index=ignore_index)
     dtype = dtype or torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{fn}: dtype: expected a floating dtype, got {dtype}")
+    class_dim = _checks.integer(class_dim, "class_dim", fn)
+    if not -(target.dim() + 1) <= class_dim <= target.dim():
+        raise ValueError(
+            f"{fn}: class_dim: expected a dimension of the {target.dim() + 1}-D result, in "
+            f"[{-(target.dim() + 1)}, {target.dim()}], got {class_dim}"
+        )
 
     ignored = target == ignore_index
     safe = target.masked_fill(ignored, 0)
@@ -174,6 +189,9 @@ def smooth_binary_labels(
     _checks.one_of(variant, BINARY_VARIANTS, "variant", fn)
     epsilon = _check_epsilon(epsilon, fn)
     _checks.floating(target, "target", fn)
+    _checks.values(target, _checks.PROBABILITIES, "target", fn)
+    if variant == "uniform" and num_classes is not None:
+        num_classes = _positive_int(num_classes, "num_classes", fn)
     if epsilon == 0.0:
         return target
     if variant == "half":
@@ -181,6 +199,4 @@ def smooth_binary_labels(
     if variant == "flip":
         return target * (1.0 - 2.0 * epsilon) + epsilon
     k = num_classes if num_classes is not None else (target.shape[-1] if target.dim() else 1)
-    if k < 1:
-        raise ValueError(f"{fn}: num_classes: expected a positive int, got {k}")
     return target * (1.0 - epsilon) + epsilon / k
