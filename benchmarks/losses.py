@@ -177,8 +177,10 @@ class 0 by 1-α and the other classes by α, so mldl gets `alpha=[1-α, α, ...,
 `'mean'` also divides by C, so kornia runs with `reduction='sum'` and is divided by N. Each
 row's cases were checked to give the same loss (rtol 1e-4) and gradient before timing.
 
-Time: each row in a fresh process, {rounds} rounds of interleaved calls after a warm-up,
-median and interquartile range; `mldl ÷ case` is the per-round ratio of mldl's time to
+Time: each row in a fresh process whose heap keeps freed memory (glibc's trim and mmap
+thresholds raised, as in a training loop's steady state; see `STEADY_HEAP` in
+`_harness.py`), {rounds} rounds of interleaved calls after a warm-up, median and
+interquartile range; `mldl ÷ case` is the per-round ratio of mldl's time to
 the case's (below 1: mldl is faster). Extra peak: what a fresh process's resident memory
 grows by during one call (median of three, after a warm-up call); inputs excluded, gradient
 included (one (N, C) float32 tensor is {nc_mib:.1f} MiB for C=1000). Finite grad: the

@@ -435,3 +435,37 @@ def test_smooth_l1_tends_to_l1_as_beta_goes_to_zero():
     torch.testing.assert_close(L.smooth_l1(x, y, beta=0.0), L.l1(x, y))
     gap = [(L.smooth_l1(x, y, beta=b) - L.l1(x, y)).abs().item() for b in (1e-1, 1e-3, 1e-6)]
     assert gap[0] > gap[1] > gap[2] and gap[2] < 1e-6
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.4, 2.0])
+def test_sigmoid_focal_fast_path_equals_the_exact_path(gamma):
+    """Finite logits on CPU take the closed-form Function; infinite ones the log-space
+    autograd path. On the same finite inputs (soft labels, ignored elements, per-class α,
+    weights) the two agree in value and gradient."""
+    from mldl.losses.classification import _sigmoid_focal_exact
+
+    x = (4 * torch.randn(6, 3, dtype=D)).requires_grad_()
+    y = torch.rand(6, 3, dtype=D)
+    y[0, 1] = -100.0  # ignored
+    alpha = torch.tensor([0.2, 0.5, 0.9], dtype=D)
+    w = torch.rand(6, 1, dtype=D)
+    got = L.sigmoid_focal(x, y, gamma, alpha, w, reduction="none")
+    kept = y != -100
+    t = y.masked_fill(~kept, 0.0)
+    coef = (alpha * t + (1 - alpha) * (1 - t)) * w * kept
+    want = _sigmoid_focal_exact(x, t, gamma) * coef
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(_grad(got, x), _grad(want, x))
+    mean = L.sigmoid_focal(x, y, gamma, alpha, w)
+    torch.testing.assert_close(mean, want.sum() / kept.sum())
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 2.0])
+def test_sigmoid_focal_function_gradcheck(gamma):
+    from mldl.losses.classification import _SigmoidFocal
+
+    x = torch.randn(4, 3, dtype=D, requires_grad=True)
+    t = torch.rand(4, 3, dtype=D)
+    t[0] = torch.tensor([0.0, 1.0, 1.0], dtype=D)  # hard labels too
+    for coef in (None, torch.rand(4, 3, dtype=D)):
+        assert torch.autograd.gradcheck(lambda z, c=coef: _SigmoidFocal.apply(z, t, c, gamma), (x,))
