@@ -20,6 +20,12 @@ from .classification import (
     sigmoid_focal,
 )
 from .divergence import KLDivLoss, kl_div
+from .fused import (
+    FusedCrossEntropyLoss,
+    LinearCrossEntropyLoss,
+    fused_cross_entropy,
+    linear_cross_entropy,
+)
 from .margin import (
     CosineEmbeddingLoss,
     HingeEmbeddingLoss,
@@ -68,11 +74,13 @@ __all__ = [
     "CrossEntropyLoss",
     "DistanceMatchLoss",
     "FocalLoss",
+    "FusedCrossEntropyLoss",
     "GaussianNLLLoss",
     "HingeEmbeddingLoss",
     "HuberLoss",
     "KLDivLoss",
     "L1Loss",
+    "LinearCrossEntropyLoss",
     "MSELoss",
     "MarginRankingLoss",
     "MultiLabelMarginLoss",
@@ -91,11 +99,13 @@ __all__ = [
     "ctc",
     "distance_match",
     "focal",
+    "fused_cross_entropy",
     "gaussian_nll",
     "hinge_embedding",
     "huber",
     "kl_div",
     "l1",
+    "linear_cross_entropy",
     "margin_ranking",
     "match_probability",
     "mse",

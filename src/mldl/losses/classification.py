@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import _checks
-from . import _reduction
+from . import _reduction, fused
 from .smoothing import effective_uniform_epsilon, smooth_binary_labels, smooth_labels
 
 __all__ = [
@@ -232,6 +232,9 @@ def cross_entropy(
         _probability_targets(target, input, ignore_index, fn)
         return _soft_cross_entropy(input, target, weight, eps, reduction)
     target = _checks.class_indices(target, k, "target", fn, ignore_index=ignore_index)
+    if fused.wins(input):
+        opts = fused.options(label_smoothing, smoothing, k, ignore_index, weight, fn=fn)
+        return fused.apply(input, target, opts, ignore_index, reduction)
 
     def native(eps: float) -> Tensor:
         return F.cross_entropy(
