@@ -218,7 +218,12 @@ def integer(
 
 
 def class_weight(
-    weight: Tensor | None, num_classes: int, input: Tensor, fn: str = "", name: str = "weight"
+    weight: Tensor | None,
+    num_classes: int,
+    input: Tensor,
+    fn: str = "",
+    name: str = "weight",
+    input_name: str = "input",
 ) -> None:
     """A per-class weight: 1-D, one entry per class, floating, on the input's device."""
     if weight is None:
@@ -229,7 +234,7 @@ def class_weight(
             f"{_where(fn, name)}: expected a 1-D tensor with one entry per class "
             f"({num_classes}), got shape {tuple(weight.shape)}"
         )
-    same_device({"input": input, name: weight}, fn)
+    same_device({input_name: input, name: weight}, fn)
     values(weight, NONNEGATIVE, name, fn)
 
 

@@ -268,9 +268,8 @@ TENSOR_ARGS = [
     ("smooth_labels", "target"),
     ("smooth_binary_labels", "target"),
     ("fused_cross_entropy", "input"),
-    # LIBRARY BUG (open, not fixed): fused_cross_entropy reads target.shape before checking
-    # target is a tensor (as top2_margin did): "AttributeError: 'list' object has no
-    # attribute 'shape'" (NoneType for None). These two cases fail until it is fixed.
+    # Fixed bug: fused_cross_entropy read target.shape before checking target is a
+    # tensor (as top2_margin did): "AttributeError: 'list' object has no attribute 'shape'".
     pytest.param("fused_cross_entropy", "target", id="fused_cross_entropy-target-list-or-None"),
     ("fused_cross_entropy", "weight"),
     ("linear_cross_entropy", "hidden"),

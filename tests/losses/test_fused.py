@@ -5,8 +5,8 @@ backward's contract; half precision; ``cross_entropy``'s dispatch to the fused p
 
 Every expected value comes from PyTorch, ``tests/reference.py`` or ``tests/notes_snippets.py``
 (or a float64 autograd formula written here from the module docstring), never from the code
-under test. The last section holds the tests of library bugs found while writing this file:
-they fail until the library is fixed.
+under test. The last section holds regression tests for the library bugs found while
+writing this file (each docstring says what used to happen).
 """
 
 from __future__ import annotations
@@ -898,7 +898,7 @@ def test_linear_forward_without_grad_gives_the_same_value(case, reduction):
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
 def test_all_rows_ignored_mean_gradient_is_zero(label_smoothing):
-    """LIBRARY BUG: every item ignored with reduction='mean': the loss is NaN (0/0, as
+    """Fixed bug: every item ignored with reduction='mean': the loss is NaN (0/0, as
     PyTorch) but the gradient is NaN everywhere; PyTorch's is zero (no item contributes).
     The per-row scale kept/Σ item_weight is 0/0 = NaN for every row, ignored ones included,
     so a batch of pure padding poisons the parameters with NaN. Same in linear_cross_entropy
@@ -911,7 +911,7 @@ def test_all_rows_ignored_mean_gradient_is_zero(label_smoothing):
 
 
 def test_linear_all_rows_ignored_mean_gradient_is_zero():
-    """LIBRARY BUG: as above, for linear_cross_entropy: NaN gradients for hidden and weight
+    """Fixed bug: as above, for linear_cross_entropy: NaN gradients for hidden and weight
     (and bias) where F.cross_entropy(F.linear(...)) gives zeros."""
     inputs, _, _ = _linear_case((4, 8), {}, F64, bias=True)
     inputs["target"] = torch.full((4,), -100)
@@ -929,7 +929,7 @@ def test_linear_all_rows_ignored_mean_gradient_is_zero():
     "mask", [-math.inf, torch.finfo(torch.float32).min, -1e9], ids=["-inf", "finfo.min", "-1e9"]
 )
 def test_opennmt_with_a_masked_padding_logit(mask):
-    """LIBRARY BUG: smoothing='opennmt' with the padding class's logit masked (-inf, or a
+    """Fixed bug: smoothing='opennmt' with the padding class's logit masked (-inf, or a
     large negative number as models often use). OpenNMT's target puts 0 on the padding class,
     so the KL does not depend on that logit (tends to a finite limit); mldl.kl_div on
     smooth_labels(..., 'opennmt') gives it. The closed form adds ε/(K-2)·(-z_pad) inside
@@ -951,7 +951,7 @@ def test_opennmt_with_a_masked_padding_logit(mask):
     ("chunk_rows", "exc"), [(-1, ValueError), (1.5, TypeError), ("2", TypeError)]
 )
 def test_linear_chunk_rows_is_checked(chunk_rows, exc):
-    """LIBRARY BUG: linear_cross_entropy never checks chunk_rows (fused_cross_entropy does):
+    """Fixed bug: linear_cross_entropy never checks chunk_rows (fused_cross_entropy does):
     chunk_rows=-1 silently returns all-zero losses (range(0, N, -1) is empty and the
     loss buffer is torch.empty, so possibly garbage); 1.5 or '2' end in range()'s bare
     "TypeError: 'float' object cannot be interpreted as an integer". Expected: the error
@@ -966,7 +966,7 @@ def test_linear_chunk_rows_is_checked(chunk_rows, exc):
 
 @pytest.mark.parametrize("arg", ["weight", "bias"])
 def test_linear_dtype_mismatch_is_a_clear_error(arg):
-    """LIBRARY BUG: hidden float32 with a float64 weight (or bias) ends in the matmul's
+    """Fixed bug: hidden float32 with a float64 weight (or bias) ends in the matmul's
     "RuntimeError: expected m1 and m2 to have the same dtype, but got: float != double",
     which names neither the function nor the argument. Expected: a TypeError (or
     ValueError) "linear_cross_entropy: weight: ..." (resp. bias)."""
@@ -979,7 +979,7 @@ def test_linear_dtype_mismatch_is_a_clear_error(arg):
 @pytest.mark.parametrize("arg", ["weight", "bias"])
 @pytest.mark.parametrize("value", [math.nan, math.inf], ids=["nan", "inf"])
 def test_linear_weight_and_bias_are_value_checked(arg, value):
-    """LIBRARY BUG: with value checks on, a NaN / inf in the classifier's weight or bias
+    """Fixed bug: with value checks on, a NaN / inf in the classifier's weight or bias
     passes silently (loss NaN); hidden and class_weight are checked, and the unfused
     cross_entropy(F.linear(h, W, b), y) refuses the NaN logits. Expected: "linear_cross_
     entropy: weight: expected finite real values, got NaN at ..." (resp. bias, inf)."""
@@ -991,7 +991,7 @@ def test_linear_weight_and_bias_are_value_checked(arg, value):
 
 
 def test_fused_target_on_another_device():
-    """LIBRARY BUG: fused_cross_entropy does not check the target's device (linear_cross_
+    """Fixed bug: fused_cross_entropy does not check the target's device (linear_cross_
     entropy does): a target on another device ends in "RuntimeError: Tensor on device cpu is
     not on the expected device meta!", naming neither function nor argument."""
     with mldl.checks(False), pytest.raises(ValueError, match=r"^fused_cross_entropy: .*\btarget\b"):
@@ -999,7 +999,7 @@ def test_fused_target_on_another_device():
 
 
 def test_linear_bias_on_another_device():
-    """LIBRARY BUG: linear_cross_entropy's device check leaves out bias: a bias on another
+    """Fixed bug: linear_cross_entropy's device check leaves out bias: a bias on another
     device ends in "RuntimeError: Tensor on device meta is not on the expected device cpu!"."""
     h, w, y = torch.randn(5, 4), torch.randn(7, 4), torch.tensor([0, 1, 2, 3, 4])
     with mldl.checks(False), pytest.raises(ValueError, match=r"^linear_cross_entropy: .*\bbias\b"):
@@ -1007,7 +1007,7 @@ def test_linear_bias_on_another_device():
 
 
 def test_linear_class_weight_device_error_names_hidden():
-    """LIBRARY BUG: a class_weight on another device is reported as "linear_cross_entropy:
+    """Fixed bug: a class_weight on another device is reported as "linear_cross_entropy:
     all tensors must be on one device, got input on cpu, class_weight on meta":
     linear_cross_entropy has no argument 'input' (it is hidden), as the margin_ranking
     input1 bug fixed earlier."""
@@ -1020,7 +1020,7 @@ def test_linear_class_weight_device_error_names_hidden():
 
 @pytest.mark.parametrize("fn", ["fused_cross_entropy", "linear_cross_entropy"])
 def test_infinite_softcap(fn):
-    """LIBRARY BUG: softcap=inf is accepted (the check allows (0, inf], though its message
+    """Fixed bug: softcap=inf is accepted (the check allows (0, inf], though its message
     says "(0, inf)") and gives a NaN loss: inf·tanh(x/inf) = inf·0. Expected: either the
     error "<fn>: softcap: expected a value in (0, inf), got inf" or the limit c -> inf, no
     cap at all."""
@@ -1038,25 +1038,22 @@ def test_infinite_softcap(fn):
 
 
 def test_linear_backward_can_run_again():
-    """LIBRARY BUG: for 'mean'/'sum' linear_cross_entropy's backward returns the gradient
-    buffer it saved in the forward (when the incoming gradient is 1), and autograd installs
-    that very tensor as hidden.grad of a leaf hidden. The next accumulation into hidden.grad
-    (a second backward with retain_graph=True, or zero_() / clip_grad_norm_ on it) writes
-    into the saved buffer, and the following backward raises "one of the variables needed
-    for gradient computation has been modified by an inplace operation". fused_cross_entropy
-    does not do this (test_out_of_place_backward_can_run_again). Expected: the gradient
-    accumulated 4 times here, as the unfused layer gives; e.g. return a copy to a leaf, or
-    always hand autograd a tensor that is not saved."""
+    """Fixed bug: for 'mean'/'sum' linear_cross_entropy's backward returned the gradient
+    buffer it saved in the forward, and autograd installed that very tensor as hidden.grad.
+    The next accumulation (a second backward with retain_graph=True, or zero_() on .grad)
+    wrote into the saved buffer. Now the gradients accumulate as the unfused layer's do."""
     inputs, cw, kw = _linear_case((10, 8), LINEAR_CASES[1], F64, bias=True)
     leaves = {k: (v.requires_grad_() if v.is_floating_point() else v) for k, v in inputs.items()}
     loss = L.linear_cross_entropy(**leaves, class_weight=cw, chunk_rows=3, **kw)
     loss.backward(retain_graph=True)
     loss.backward(retain_graph=True)
     (loss * 2.0).backward()
-    want = run(
-        lambda **a: 4.0 * _unfused(**a, class_weight=cw, **kw),
-        inputs,
-        ("hidden", "weight", "bias"),
-    )[1]
+    fresh = {
+        k: (v.detach().clone().requires_grad_() if v.is_floating_point() else v)
+        for k, v in inputs.items()
+    }
+    unfused = 4.0 * _unfused(**fresh, class_weight=cw, **kw)
+    names = ("hidden", "weight", "bias")
+    want = dict(zip(names, torch.autograd.grad(unfused, [fresh[n] for n in names]), strict=True))
     for name in ("hidden", "weight", "bias"):
         torch.testing.assert_close(leaves[name].grad, want[name], **TIGHT[F64])

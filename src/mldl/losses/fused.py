@@ -87,8 +87,9 @@ def _rows(target: Tensor, opts: _Options, ignore_index: int, reduction: str, dty
     w = opts.class_weight
     item_weight = kept.to(dtype) if w is None else w.to(dtype)[safe] * kept
     grad_scale = kept.to(dtype)
-    if reduction == "mean":
-        grad_scale = grad_scale / item_weight.sum()
+    if reduction == "mean":  # nothing kept: the loss is NaN (0/0) but the gradient is 0
+        total = item_weight.sum()
+        grad_scale = torch.where(total > 0, grad_scale / total, 0.0)
     return _Rows(safe, kept, item_weight, grad_scale)
 
 
@@ -117,7 +118,9 @@ def options(
     _checks.one_of(smoothing, ("uniform", "others", "opennmt"), "smoothing", fn)
     z_loss = _checks.number(z_loss, "z_loss", fn, low=0.0)
     if softcap is not None:
-        softcap = _checks.number(softcap, "softcap", fn, low=0.0, low_open=True)
+        softcap = _checks.number(
+            softcap, "softcap", fn, low=0.0, low_open=True, high=math.inf, high_open=True
+        )
     extra = {"class_weight": class_weight, "z_loss": z_loss, "softcap": softcap}
     if smoothing == "uniform":
         return _Options(1.0 - eps + eps / k, eps / k, **extra)
@@ -157,15 +160,22 @@ def _chunk_loss_and_grad(
     # Every statistic of z is read before the softmax is written: the buffer may be x.
     y = target.unsqueeze(1)
     z_y = z.gather(1, y).squeeze(1)
-    z_pad = None if opts.pad is None else z[:, opts.pad].clone()
     z_max = z.amax(1)
     on_off = opts.on - opts.off
     w = None if opts.class_weight is None else opts.class_weight.to(ct)
     w_y = 1.0 if w is None else w[target]
-    # Σ_j q_j w_j (ℓ - z_j) = off (ℓ Σw - Σwz) + (on - off) w_y (ℓ - z_y) [- off (ℓ - z_pad)]
+    # Σ_j q_j w_j (ℓ - z_j) = off (ℓ Σw - Σwz) + (on - off) w_y (ℓ - z_y), the sums over the
+    # classes whose q has the off mass: all, or all but the padding class (no weights then;
+    # summed around it, so a masked -inf padding logit stays out of the sum).
     smooth = 0.0
     if opts.off:
-        w_sum, wz_sum = (float(z.shape[1]), z.sum(1)) if w is None else (w.sum(), z @ w)
+        if opts.pad is not None:
+            pad = opts.pad
+            w_sum, wz_sum = float(z.shape[1] - 1), z[:, :pad].sum(1) + z[:, pad + 1 :].sum(1)
+        elif w is None:
+            w_sum, wz_sum = float(z.shape[1]), z.sum(1)
+        else:
+            w_sum, wz_sum = w.sum(), z @ w
         smooth = opts.off * w_sum
     in_buffer = grad_out is not None and grad_out.dtype == ct and opts.softcap is None
     p = torch.softmax(z, 1, out=grad_out) if in_buffer else torch.softmax(z, 1)
@@ -175,9 +185,8 @@ def _chunk_loss_and_grad(
     if opts.off:
         loss = loss + opts.off * (lse * w_sum - wz_sum)
     qw_sum = smooth + on_off * w_y
-    if opts.pad is not None:  # opennmt: no class weights
-        loss = loss - opts.off * (lse - z_pad) - opts.entropy
-        qw_sum = qw_sum - opts.off
+    if opts.pad is not None:
+        loss = loss - opts.entropy
     if opts.z_loss:
         loss = loss + opts.z_loss * lse * lse
     if grad_out is None:
@@ -228,11 +237,12 @@ class _FusedCrossEntropy(torch.autograd.Function):
         reduction: str,
         inplace_backward: bool,
         chunk_rows: int,
+        want_grad: bool,
     ) -> Tensor:
         ct = torch.promote_types(logits.dtype, torch.float32)
         rows = _rows(target, opts, ignore_index, reduction, ct)
         grad = None
-        if ctx.needs_input_grad[0]:
+        if want_grad:  # needs_input_grad is True under no_grad too: asked by the caller
             grad = logits if inplace_backward else torch.empty_like(logits)
         loss = torch.empty(logits.shape[0], dtype=ct, device=logits.device)
         for r in _chunks(logits.shape[0], chunk_rows):
@@ -255,11 +265,13 @@ class _FusedCrossEntropy(torch.autograd.Function):
         (grad,) = ctx.saved_tensors
         if ctx.reduction == "none":
             grad_output = grad_output.unsqueeze(1)
-        return _scaled(grad, grad_output, ctx.inplace), None, None, None, None, None, None
+        return _scaled(grad, grad_output, ctx.inplace), None, None, None, None, None, None, None
 
 
 def _check_logits_target(input: Tensor, target: Tensor, fn: str) -> int:
     _checks.floating(input, "input", fn)
+    _checks.tensor(target, "target", fn)
+    _checks.same_device({"input": input, "target": target}, fn)
     if input.dim() < 2:
         raise ValueError(f"{fn}: input: expected shape (N, K, ...), got {tuple(input.shape)}")
     want = input.shape[:1] + input.shape[2:]
@@ -347,8 +359,16 @@ def apply(
     k = input.shape[1]
     rows = input.movedim(1, -1).reshape(-1, k) if input.dim() > 2 else input
     step = chunk_rows or max(1, _CHUNK_BYTES // (4 * k))
+    want_grad = torch.is_grad_enabled() and input.requires_grad
     loss = _FusedCrossEntropy.apply(
-        rows, target.reshape(-1), opts, ignore_index, reduction, inplace_backward, step
+        rows,
+        target.reshape(-1),
+        opts,
+        ignore_index,
+        reduction,
+        inplace_backward and want_grad,  # never overwrite logits no backward will use
+        step,
+        want_grad,
     )
     return loss.reshape(target.shape) if reduction == "none" else loss
 
@@ -431,10 +451,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
         ignore_index: int,
         reduction: str,
         chunk_rows: int,
+        want_grad: bool,
     ) -> Tensor:
         ct = torch.promote_types(hidden.dtype, torch.float32)
         rows = _rows(target, opts, ignore_index, reduction, ct)
-        precompute = reduction != "none" and any(ctx.needs_input_grad[:3])
+        precompute = reduction != "none" and want_grad
         grads = _linear_grads(ctx, hidden, weight, bias, ct) if precompute else None
         loss = torch.empty(hidden.shape[0], dtype=ct, device=hidden.device)
         for r in _chunks(hidden.shape[0], chunk_rows):
@@ -454,9 +475,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
-        rest = (None,) * 5
+        rest = (None,) * 6
         if ctx.reduction != "none":
-            return *(_scaled(g, grad_output, in_place=False) for g in ctx.saved_tensors), *rest
+            # These gradients are small (N x H, V x H): hand out copies, so that autograd's
+            # .grad never aliases what a repeated backward would read again.
+            return *(None if g is None else g * grad_output for g in ctx.saved_tensors), *rest
         hidden, weight, bias = ctx.saved_tensors
         ct = torch.promote_types(hidden.dtype, torch.float32)
         grads = _linear_grads(ctx, hidden, weight, bias, ct)
@@ -511,10 +534,14 @@ def linear_cross_entropy(
             f"{tuple(weight.shape)}), got shape {tuple(hidden.shape)}"
         )
     v = weight.shape[0]
+    if weight.dtype != hidden.dtype:
+        raise TypeError(f"{fn}: weight: expected hidden's dtype {hidden.dtype}, got {weight.dtype}")
     if bias is not None:
         _checks.floating(bias, "bias", fn)
         if bias.shape != (v,):
             raise ValueError(f"{fn}: bias: expected shape ({v},), got {tuple(bias.shape)}")
+        if bias.dtype != hidden.dtype:
+            raise TypeError(f"{fn}: bias: expected hidden's dtype {hidden.dtype}, got {bias.dtype}")
     _checks.tensor(target, "target", fn)
     if target.shape != hidden.shape[:-1]:
         raise ValueError(
@@ -522,11 +549,18 @@ def linear_cross_entropy(
             f"got {tuple(target.shape)}"
         )
     target = _checks.class_indices(target, v, "target", fn, ignore_index=ignore_index)
-    _checks.class_weight(class_weight, v, hidden, fn, "class_weight")
-    _checks.same_device({"hidden": hidden, "weight": weight, "target": target}, fn)
+    _checks.class_weight(class_weight, v, hidden, fn, "class_weight", "hidden")
+    _checks.same_device({"hidden": hidden, "weight": weight, "bias": bias, "target": target}, fn)
+    if chunk_rows is not None:
+        chunk_rows = _checks.integer(chunk_rows, "chunk_rows", fn, low=1)
     opts = options(label_smoothing, smoothing, v, ignore_index, class_weight, z_loss, softcap, fn)
     _checks.values(hidden, _checks.REAL, "hidden", fn)
+    _checks.values(weight, _checks.REAL, "weight", fn)
+    if bias is not None:
+        _checks.values(bias, _checks.REAL, "bias", fn)
     step = chunk_rows or max(1, _LINEAR_CHUNK_BYTES // (4 * v))
+    params = (hidden, weight, bias)
+    want_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in params)
     loss = _LinearCrossEntropy.apply(
         hidden.reshape(-1, hidden.shape[-1]),
         weight,
@@ -536,6 +570,7 @@ def linear_cross_entropy(
         ignore_index,
         reduction,
         step,
+        want_grad,
     )
     return loss.reshape(target.shape) if reduction == "none" else loss
 
@@ -569,7 +604,10 @@ class FusedCrossEntropyLoss(nn.Module):
         self.smoothing = smoothing
         self.z_loss = _checks.number(z_loss, "z_loss", fn, low=0.0)
         self.softcap = softcap
-        self.inplace_backward, self.chunk_rows = inplace_backward, chunk_rows
+        self.inplace_backward = inplace_backward
+        self.chunk_rows = (
+            None if chunk_rows is None else _checks.integer(chunk_rows, "chunk_rows", fn, low=1)
+        )
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return fused_cross_entropy(
@@ -614,7 +652,10 @@ class LinearCrossEntropyLoss(nn.Module):
         _checks.one_of(smoothing, ("uniform", "others", "opennmt"), "smoothing", fn)
         self.smoothing = smoothing
         self.z_loss = _checks.number(z_loss, "z_loss", fn, low=0.0)
-        self.softcap, self.chunk_rows = softcap, chunk_rows
+        self.softcap = softcap
+        self.chunk_rows = (
+            None if chunk_rows is None else _checks.integer(chunk_rows, "chunk_rows", fn, low=1)
+        )
 
     def forward(
         self, hidden: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None = None
