@@ -1,4 +1,4 @@
-"""The ``mldl`` command: ``mldl --version`` now; subcommands (lab, bench, bn) as they land."""
+"""The ``mldl`` command: ``mldl lab`` runs the notes' claims; ``mldl --version``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="The notes 'Machine Learning and Deep Learning' made executable.",
     )
     parser.add_argument("--version", action="version", version=f"mldl {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from .lab import command as lab_command
+
+    lab_command.add_parser(commands)
     return parser
 
 
@@ -24,4 +27,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return 0  # pragma: no cover - no subcommands yet
+    return args.handler(args)
