@@ -176,9 +176,9 @@ def nll_is_cross_entropy(ctx: Context) -> Evidence:
     optimizer.step(closure)
     fitted = torch.softmax(theta.detach(), 0)
     fig, (ax,) = figure(width=6.0)
-    idx = torch.arange(k)
-    ax.bar(idx - 0.2, empirical, width=0.4, label="empirical p̂_data(k)")
-    ax.bar(idx + 0.2, fitted, width=0.4, label="model fitted by minimising the NLL")
+    idx = torch.arange(k).numpy()
+    ax.bar(idx - 0.2, empirical.numpy(), width=0.4, label="empirical p̂_data(k)")
+    ax.bar(idx + 0.2, fitted.numpy(), width=0.4, label="model fitted by minimising the NLL")
     ax.set(
         xlabel="digit k",
         ylabel="probability",
