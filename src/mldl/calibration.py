@@ -27,6 +27,7 @@ own, so the two agree except for confidences on a bin edge.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -87,8 +88,11 @@ def _top_label(probs: Tensor, target: Tensor, fn: str) -> tuple[Tensor, Tensor]:
     _checks.same_device({"probs": probs, "target": target}, fn)
     target = _checks.class_indices(target, probs.shape[1], "target", fn)
     _checks.distributions(probs, 1, "probs", fn)
+    if probs.shape[0] == 0:
+        raise ValueError(f"{fn}: probs: needs at least one prediction, got none")
     confidence, predicted = probs.max(dim=1)
-    return confidence, (predicted == target).to(probs.dtype)
+    # Bins sum up to millions of values: float64, so a float32 sum does not drift.
+    return confidence.double(), (predicted == target).double()
 
 
 def _edges(confidence: Tensor, n_bins: int, binning: str) -> Tensor:
@@ -132,8 +136,8 @@ def reliability_diagram(
     >>> import torch
     >>> d = reliability_diagram(torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]),
     ...                         torch.tensor([0, 1, 1]), n_bins=2)
-    >>> d.count, d.accuracy
-    (tensor([0., 3.]), tensor([   nan, 0.6667]))
+    >>> d.count, d.accuracy  # float64: the bins' sums do not drift with N
+    (tensor([0., 3.], dtype=torch.float64), tensor([   nan, 0.6667], dtype=torch.float64))
     """
     fn = "reliability_diagram"
     n_bins = _check_options(n_bins, "l1", binning, fn)
@@ -179,17 +183,18 @@ def calibration_error(
     n_bins = _check_options(n_bins, norm, binning, fn)
     _checks.one_of(kind, KINDS, "kind", fn)
     confidence, correct = _top_label(probs, target, fn)
-    if confidence.numel() == 0:
-        raise ValueError(f"{fn}: probs: needs at least one prediction, got none")
     if kind == "top_label":
-        return _error(_binned(confidence, correct, _edges(confidence, n_bins, binning)), norm)
+        error = _error(_binned(confidence, correct, _edges(confidence, n_bins, binning)), norm)
+        return error.to(probs.dtype)
     probs = probs if probs.dim() == 2 else torch.stack([1 - probs, probs], dim=1)
-    hit = F.one_hot(target.long(), probs.shape[1]).to(probs.dtype)
+    out_dtype = probs.dtype
+    probs = probs.double()
+    hit = F.one_hot(target.long(), probs.shape[1]).double()
     errors = [
         _error(_binned(p, h, _edges(p, n_bins, binning)), norm)
         for p, h in zip(probs.unbind(1), hit.unbind(1), strict=True)
     ]
-    return torch.stack(errors).mean()
+    return torch.stack(errors).mean().to(out_dtype)
 
 
 def plot_reliability(diagram: ReliabilityDiagram, ax=None, *, title: str | None = None):
@@ -198,6 +203,11 @@ def plot_reliability(diagram: ReliabilityDiagram, ax=None, *, title: str | None 
     matplotlib ``Axes`` (needs matplotlib, from the ``lab`` extra)."""
     import matplotlib.pyplot as plt
 
+    if not isinstance(diagram, ReliabilityDiagram):
+        raise TypeError(
+            "plot_reliability: diagram: expected a ReliabilityDiagram (from "
+            f"reliability_diagram), got {type(diagram).__name__}"
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 4.2))
     lower, upper = diagram.lower.cpu().numpy(), diagram.upper.cpu().numpy()
@@ -259,7 +269,15 @@ class TemperatureScaling(nn.Module):
 
     def __init__(self, temperature: float = 1.5) -> None:
         super().__init__()
-        t = _checks.number(temperature, "temperature", "TemperatureScaling", low=0.0, low_open=True)
+        t = _checks.number(
+            temperature,
+            "temperature",
+            "TemperatureScaling",
+            low=0.0,
+            low_open=True,
+            high=math.inf,
+            high_open=True,
+        )
         self.log_temperature = nn.Parameter(torch.tensor(t).log())
 
     @property
@@ -282,6 +300,9 @@ class TemperatureScaling(nn.Module):
                 f"{fn}: labels: expected shape {tuple(logits.shape[:1])}, got {tuple(labels.shape)}"
             )
         labels = _checks.class_indices(labels, logits.shape[1], "labels", fn)
+        if logits.shape[0] == 0:
+            raise ValueError(f"{fn}: logits: needs at least one validation example, got none")
+        max_iter = _checks.integer(max_iter, "max_iter", fn, low=1)
         _checks.values(logits, _checks.LOGITS, "logits", fn)
         logits = logits.detach()
         optimizer = torch.optim.LBFGS(
