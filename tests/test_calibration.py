@@ -13,7 +13,8 @@ What the expected values come from:
   well-calibrated sample has a small error, temperature scaling recovers the temperature
   the logits were scaled by and minimises the validation NLL.
 
-Tests marked ``# Fixed bug:`` fail on the current library; the comment says what it does.
+Comments marked ``# Fixed bug:`` say what the library did before a fix; the tests assert
+what it does now.
 """
 
 from __future__ import annotations
