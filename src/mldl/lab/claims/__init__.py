@@ -1,3 +1,3 @@
 """Claim modules, one per section of the notes; importing this package registers them all."""
 
-from . import embeddings, mle, sequence  # noqa: F401
+from . import embeddings, losses, mle, sequence  # noqa: F401
