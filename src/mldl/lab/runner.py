@@ -52,6 +52,8 @@ def select(ids: list[str] | None = None) -> list[Claim]:
 def run_claim(claim: Claim, context: Context) -> Result:
     """Run one claim's experiment and decide its verdict from the numbers it returns."""
     torch.manual_seed(context.seed)  # for code that draws without an explicit generator
+    threads = torch.get_num_threads()
+    torch.set_num_threads(context.threads)
     start = time.perf_counter()
     try:
         evidence = claim.experiment(context)
@@ -67,6 +69,8 @@ def run_claim(claim: Claim, context: Context) -> Result:
             seconds=time.perf_counter() - start,
             error=traceback.format_exc(),
         )
+    finally:
+        torch.set_num_threads(threads)
     return Result(
         claim,
         verdict,
