@@ -50,10 +50,6 @@ class Context:
     # than two on a busy 2-core machine, where the threads wait for each other) and makes the
     # numbers independent of the core count.
     threads: int = 1
-    # The lab's models are small: one intra-op thread runs them fastest (up to 10x faster
-    # than two on a busy 2-core machine, where threads wait for each other) and makes the
-    # numbers independent of the core count.
-    threads: int = 1
 
     def pick(self, tiny: Any, quick: Any, full: Any) -> Any:
         """The setting for this profile."""
