@@ -1,5 +1,6 @@
 r"""Float64 reference implementations of every loss in :mod:`mldl.losses`, as the notes and
-the docs write the formulas.
+the docs write the formulas (and, in the separate section at the end, of every normalization
+layer in :mod:`mldl.norm`).
 
 Written independently of the library: element-wise float64 tensor arithmetic and plain
 loops, no ``torch.nn.functional`` loss and nothing from ``mldl``. Each function returns the
@@ -592,3 +593,278 @@ def ctc_reduce(loss: Tensor, target_lengths: list[int], reduction: str) -> Tenso
         lengths = torch.tensor(target_lengths, dtype=F64).clamp(min=1)
         return (loss / lengths).mean()
     return reduce(loss, reduction)
+
+
+# =============================================================================================
+# ----------------------------------------------------------------- normalization (mldl.norm)
+# =============================================================================================
+#
+# Float64 references for the normalization layers, as the notes and the papers write them,
+# written independently of mldl.norm: plain sums and means over explicit dimensions, no
+# torch.nn.functional norm and nothing from mldl. Channels-first layout throughout: inputs
+# are (N, C, *) and per-channel tensors have shape (C,). Every variance used to normalise is
+# the biased one, (1/m) Σ (x - μ)²; the running averages store the unbiased one,
+# σ² m/(m - 1) (PyTorch's convention). The outputs keep the autograd graph of the float64
+# inputs, so autograd through them gives reference gradients.
+
+
+def _channel_view(t: Tensor, x: Tensor) -> Tensor:
+    """A per-channel (C,) tensor as (1, C, 1, ..., 1), broadcasting against x (N, C, *)."""
+    return _d(t).reshape(1, -1, *([1] * (x.dim() - 2)))
+
+
+def _moments(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor, int]:
+    r"""Mean :math:`\frac1m\sum x`, biased variance :math:`\frac1m\sum (x - \mu)^2` over
+    ``dims`` (kept as size-1 dimensions), and the count m. No dimensions: each value is its
+    own group (mean x, variance 0; ``sum(dim=[])`` would reduce over everything)."""
+    if not dims:
+        return x, torch.zeros_like(x), 1
+    m = 1
+    for d in dims:
+        m *= x.shape[d]
+    mean = x.sum(dim=dims, keepdim=True) / m
+    var = ((x - mean) ** 2).sum(dim=dims, keepdim=True) / m
+    return mean, var, m
+
+
+def _affine(xhat: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    r""":math:`\gamma_j \hat x + \beta_j` per channel (dim 1); None: 1 and 0."""
+    y = xhat
+    if weight is not None:
+        y = y * _channel_view(weight, xhat)
+    if bias is not None:
+        y = y + _channel_view(bias, xhat)
+    return y
+
+
+def batch_dims(x: Tensor) -> list[int]:
+    """The dimensions batch statistics run over: the batch and the spatial ones."""
+    return [0, *range(2, x.dim())]
+
+
+def batch_moments(x: Tensor) -> tuple[Tensor, Tensor, int]:
+    r"""Per-channel batch statistics, the notes' :math:`\mu_j = \frac1m\sum_i x_{ij}`,
+    :math:`\sigma_j^2 = \frac1m\sum_i (x_{ij} - \mu_j)^2`: mean (C,), biased var (C,), m."""
+    mean, var, m = _moments(_d(x), batch_dims(x))
+    return mean.flatten(), var.flatten(), m
+
+
+def unbiased(var: Tensor, m: int) -> Tensor:
+    r"""The unbiased variance :math:`\sigma^2 m / (m - 1)` that running averages store."""
+    return _d(var) * m / (m - 1)
+
+
+def running_average(running: Tensor, value: Tensor, momentum: float) -> Tensor:
+    r"""PyTorch's momentum rule: :math:`(1 - \text{momentum})\,\hat x + \text{momentum}\,x_t`
+    (momentum = 1/t for the cumulative average)."""
+    return (1 - momentum) * _d(running) + momentum * _d(value)
+
+
+def normalize_with(
+    x: Tensor,
+    mean: Tensor,
+    var: Tensor,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    r""":math:`\gamma (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta` with given per-channel
+    :math:`\mu, \sigma^2` (C,): batch norm in eval, with the running statistics."""
+    x = _d(x)
+    xhat = (x - _channel_view(mean, x)) / torch.sqrt(_channel_view(var, x) + eps)
+    return _affine(xhat, weight, bias)
+
+
+def batch_norm(
+    x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
+    r"""Batch norm in training, the notes' formula: :math:`\hat x_{ij} = (x_{ij} - \mu_j) /
+    \sqrt{\sigma_j^2 + \epsilon}`, :math:`y = \gamma_j \hat x_{ij} + \beta_j`, the statistics
+    over the batch and spatial dimensions (and differentiated through)."""
+    x = _d(x)
+    mean, var, _ = _moments(x, batch_dims(x))
+    return _affine((x - mean) / torch.sqrt(var + eps), weight, bias)
+
+
+def layer_norm(
+    x: Tensor,
+    ndim: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    r"""Layer norm over the trailing ``ndim`` dimensions of each sample: :math:`\mu_i,
+    \sigma_i^2` over the sample's features, elementwise :math:`\gamma, \beta` of the trailing
+    shape."""
+    x = _d(x)
+    mean, var, _ = _moments(x, list(range(x.dim() - ndim, x.dim())))
+    y = (x - mean) / torch.sqrt(var + eps)
+    if weight is not None:
+        y = y * _d(weight)
+    if bias is not None:
+        y = y + _d(bias)
+    return y
+
+
+def instance_norm(
+    x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
+    r"""Instance norm: per sample and channel, over the spatial dimensions of (N, C, *)."""
+    x = _d(x)
+    mean, var, _ = _moments(x, list(range(2, x.dim())))
+    return _affine((x - mean) / torch.sqrt(var + eps), weight, bias)
+
+
+def group_norm(
+    x: Tensor,
+    groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    r"""Group norm: the C channels of each sample split into ``groups`` consecutive groups,
+    each normalised over its channels and spatial positions; per-channel affine."""
+    x = _d(x)
+    n, c = x.shape[:2]
+    g = x.reshape(n, groups, c // groups, *x.shape[2:])
+    mean, var, _ = _moments(g, list(range(2, g.dim())))
+    xhat = ((g - mean) / torch.sqrt(var + eps)).reshape(x.shape)
+    return _affine(xhat, weight, bias)
+
+
+def rms_norm(x: Tensor, ndim: int, weight: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    r"""RMSNorm over the trailing ``ndim`` dimensions: :math:`x/\sqrt{\epsilon +
+    \frac1m\sum x^2}\cdot\gamma` (no centring, no bias)."""
+    x = _d(x)
+    dims = list(range(x.dim() - ndim, x.dim()))
+    m = 1
+    for d in dims:
+        m *= x.shape[d]
+    y = x / torch.sqrt((x * x).sum(dim=dims, keepdim=True) / m + eps)
+    return y if weight is None else y * _d(weight)
+
+
+def scale_norm(x: Tensor, g: Tensor | float, eps: float = 1e-5) -> Tensor:
+    r"""ScaleNorm (Nguyen & Salazar): :math:`g\,x/\max(\lVert x \rVert_2, \epsilon)` over the
+    last dimension."""
+    x = _d(x)
+    norm = torch.sqrt((x * x).sum(-1, keepdim=True))
+    g = _d(g) if isinstance(g, Tensor) else g
+    return g * x / torch.clamp(norm, min=eps)
+
+
+def mean_only_batch_norm(
+    x: Tensor, bias: Tensor | None = None, mean: Tensor | None = None
+) -> Tensor:
+    r"""Mean-only batch norm (Salimans & Kingma): :math:`x - \mu + \beta`, with the batch's
+    per-channel mean (training) or a given one (eval: the running mean)."""
+    x = _d(x)
+    mu = _moments(x, batch_dims(x))[0] if mean is None else _channel_view(mean, x)
+    y = x - mu
+    return y if bias is None else y + _channel_view(bias, x)
+
+
+def renorm_r_d(
+    x: Tensor, mean: Tensor, var: Tensor, r_max: float, d_max: float, eps: float = 1e-5
+) -> tuple[Tensor, Tensor]:
+    r"""Batch Renorm's corrections, per channel, as constants (no gradient):
+    :math:`r = \mathrm{clip}_{[1/r_{max}, r_{max}]}(\sigma_B/\sigma)`,
+    :math:`d = \mathrm{clip}_{[-d_{max}, d_{max}]}((\mu_B - \mu)/\sigma)` with
+    :math:`\sigma_B = \sqrt{\sigma_B^2 + \epsilon}` of the batch and
+    :math:`\sigma = \sqrt{\text{var} + \epsilon}` of the moving averages ``mean``, ``var``."""
+    mu_b, var_b, _ = batch_moments(_d(x).detach())
+    sigma_b = torch.sqrt(var_b + eps)
+    sigma = torch.sqrt(_d(var) + eps)
+    r = torch.clamp(sigma_b / sigma, min=1.0 / r_max, max=r_max)
+    d = torch.clamp((mu_b - _d(mean)) / sigma, min=-d_max, max=d_max)
+    return r, d
+
+
+def batch_renorm(
+    x: Tensor,
+    mean: Tensor,
+    var: Tensor,
+    r_max: float,
+    d_max: float,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    r"""Batch Renorm in training (Ioffe 2017): :math:`y = \gamma\left(\frac{x -
+    \mu_B}{\sigma_B} r + d\right) + \beta`, r and d from :func:`renorm_r_d` (constants in the
+    backward, the paper's stop-gradient), :math:`\mu_B, \sigma_B` differentiated through."""
+    x = _d(x)
+    mu_b, var_b, _ = _moments(x, batch_dims(x))
+    r, d = renorm_r_d(x, mean, var, r_max, d_max, eps)
+    xhat = (x - mu_b) / torch.sqrt(var_b + eps)
+    return _affine(xhat * _channel_view(r, x) + _channel_view(d, x), weight, bias)
+
+
+def batch_instance_norm(
+    x: Tensor,
+    rho: Tensor,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+    batch_mean: Tensor | None = None,
+    batch_var: Tensor | None = None,
+) -> Tensor:
+    r"""Batch-Instance Norm (Nam & Kim): :math:`\gamma(\rho\,\hat x^{(B)} + (1 - \rho)\,\hat
+    x^{(I)}) + \beta`, :math:`\rho` per channel clipped to [0, 1]; the batch part with the
+    batch's statistics, or ``batch_mean``/``batch_var`` (eval: the running averages)."""
+    x = _d(x)
+    if batch_mean is None:
+        mu_b, var_b, _ = _moments(x, batch_dims(x))
+    else:
+        mu_b, var_b = _channel_view(batch_mean, x), _channel_view(batch_var, x)
+    mu_i, var_i, _ = _moments(x, list(range(2, x.dim())))
+    xb = (x - mu_b) / torch.sqrt(var_b + eps)
+    xi = (x - mu_i) / torch.sqrt(var_i + eps)
+    p = _channel_view(torch.clamp(_d(rho), 0.0, 1.0), x)
+    return _affine(p * xb + (1 - p) * xi, weight, bias)
+
+
+def _softmax(z: Tensor) -> Tensor:
+    r""":math:`e^{z_k - \max z}/\sum_j e^{z_j - \max z}` over a 1-D tensor."""
+    e = torch.exp(z - z.max())
+    return e / e.sum()
+
+
+def switchable_norm(
+    x: Tensor,
+    mean_logits: Tensor,
+    var_logits: Tensor,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+    bn_mean: Tensor | None = None,
+    bn_var: Tensor | None = None,
+) -> Tensor:
+    r"""Switchable Norm (Luo et al.): :math:`\hat x = (x - \sum_k w_k \mu_k)/\sqrt{\sum_k w'_k
+    \sigma_k^2 + \epsilon}`, k over IN (per sample and channel, over space), LN (per sample,
+    over channels and space) and BN (per channel, over batch and space), each moment computed
+    directly over its own scope with the biased variance; :math:`w, w'` the softmax of the
+    logits (2 logits: IN and LN only). BN's moments are the batch's, or ``bn_mean``/
+    ``bn_var`` (eval: the running averages)."""
+    x = _d(x)
+    spatial = list(range(2, x.dim()))
+    scopes = [_moments(x, spatial)[:2], _moments(x, list(range(1, x.dim())))[:2]]
+    if len(mean_logits) == 3:
+        if bn_mean is None:
+            scopes.append(_moments(x, batch_dims(x))[:2])
+        else:
+            scopes.append((_channel_view(bn_mean, x), _channel_view(bn_var, x)))
+    wm, wv = _softmax(_d(mean_logits)), _softmax(_d(var_logits))
+    mean = sum(wm[k] * scopes[k][0] for k in range(len(scopes)))
+    var = sum(wv[k] * scopes[k][1] for k in range(len(scopes)))
+    return _affine((x - mean) / torch.sqrt(var + eps), weight, bias)
+
+
+def weight_norm(v: Tensor, g: Tensor, dim: int = 0) -> Tensor:
+    r"""Weight normalization (Salimans & Kingma): :math:`w = g\,v/\lVert v \rVert`, the norm
+    over every dimension of v but ``dim`` (each output unit's weight vector), g of v's shape
+    with size 1 in every other dimension."""
+    v = _d(v)
+    others = [k for k in range(v.dim()) if k != dim]
+    norm = torch.sqrt((v * v).sum(dim=others, keepdim=True))
+    return _d(g) * v / norm
