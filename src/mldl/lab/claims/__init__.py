@@ -1,3 +1,3 @@
 """Claim modules, one per section of the notes; importing this package registers them all."""
 
-from . import embeddings, losses, mle, sequence  # noqa: F401
+from . import calibration, embeddings, losses, mle, sequence, smoothing  # noqa: F401
