@@ -1,7 +1,8 @@
 """Bad input raises a ValueError or TypeError whose message starts with the class (or
 function) name and names the argument.
 
-Tests marked ``# LIBRARY BUG:`` fail on the current library; the comment says what it does.
+Comments marked ``# Fixed bug:`` say what the library did before a fix; the tests assert
+what it does now.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def test_reparametrizations():
 
 
 def test_spectral_sigma_without_the_weight():
-    # LIBRARY BUG: spectral_sigma does not check its arguments like the other functions of
+    # Fixed bug: spectral_sigma does not check its arguments like the other functions of
     # mldl.norm.reparam: a module without the tensor fails with "AttributeError: 'ReLU'
     # object has no attribute 'weight'" instead of "spectral_sigma: name: ...".
     with raises(ValueError, "spectral_sigma", "name"):
@@ -209,7 +210,7 @@ THIN_OPTIONS = [
 
 
 def test_thin_torch_subclasses_check_their_options():
-    # LIBRARY BUG: LayerNorm, RMSNorm, GroupNorm and InstanceNorm* (PyTorch's layers with
+    # Fixed bug: LayerNorm, RMSNorm, GroupNorm and InstanceNorm* (PyTorch's layers with
     # checked *input*) do not check their constructor options: every case below is accepted
     # without a word (eps <= 0, momentum 2, num_features 0 or 2.5; with eps=-1 LayerNorm
     # turns a constant row into NaN). GroupNorm checks num_groups/num_channels only.
@@ -228,7 +229,7 @@ def test_thin_torch_subclasses_check_their_options():
 
 
 def test_instance_norm_wrong_channel_count():
-    # LIBRARY BUG: with affine=True an input with the wrong channel count fails inside
+    # Fixed bug: with affine=True an input with the wrong channel count fails inside
     # PyTorch with "ValueError: expected input's size at dim=1 to match num_features (3),
     # but got: 4." (no class name, no argument), unlike every other layer here.
     layer = N.InstanceNorm2d(3, affine=True)

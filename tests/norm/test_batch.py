@@ -7,7 +7,8 @@ Expected values come from PyTorch's own layers, from the float64 reference, or f
 definitions (a frozen layer is a per-channel affine map; dataset statistics are the mean and
 unbiased variance of the concatenated layer inputs, computed here without the library).
 
-Tests marked ``# LIBRARY BUG:`` fail on the current library; the comment says what it does.
+Comments marked ``# Fixed bug:`` say what the library did before a fix; the tests assert
+what it does now.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def test_stats_running_normalises_with_running_stats_and_keeps_tracking(momentum
     assert_close(bn.running_mean, ref.running_average(before_mean, mean, factor))
     assert_close(bn.running_var, ref.running_average(before_var, ref.unbiased(var, m), factor))
     assert int(bn.num_batches_tracked) == 3
-    # LIBRARY BUG: in training, stats='running' updates the running averages first and then
+    # Fixed bug: in training, stats='running' updates the running averages first and then
     # normalises with the updated ones, so the output equals the eval output with the
     # statistics *after* the call (max difference 1.1 from the one before, on this data):
     # the batch's own statistics enter the normalisation (weight `momentum`; the whole
@@ -229,7 +230,7 @@ def test_stats_frozen_never_updates_and_is_a_per_channel_affine_map():
 @pytest.mark.parametrize("mode", ["running", "frozen", "auto", "batch"])
 def test_gradcheck(mode):
     # momentum 0: the running statistics do not move between gradcheck's evaluations.
-    # LIBRARY BUG (mode='running'): fails with "one of the variables needed for gradient
+    # Fixed bug (mode='running'): fails with "one of the variables needed for gradient
     # computation has been modified by an inplace operation"; see
     # test_stats_running_two_forwards_then_one_backward.
     bn = _with_running_stats(N.BatchNorm2d(3, momentum=0.0, stats=mode, dtype=F64))
@@ -249,7 +250,7 @@ def test_gradcheck(mode):
 def test_stats_running_two_forwards_then_one_backward():
     bn = N.BatchNorm2d(3, stats="running")
     a, b = bn(data(4, 3, 2, 2, dtype=F32)), bn(data(4, 3, 2, 2, dtype=F32))
-    # LIBRARY BUG: in training, stats='running' normalises with running_mean/running_var
+    # Fixed bug: in training, stats='running' normalises with running_mean/running_var
     # (which F.batch_norm saves for the backward) and then updates them in place (lerp_) on
     # the next call, so any graph through two calls before one backward (a layer shared by
     # two branches, D(real) and D(fake) in a GAN, gradcheck) fails with "RuntimeError: one
@@ -344,7 +345,7 @@ def test_recompute_statistics_restores_training_mode():
 
 
 def test_recompute_statistics_restores_each_layers_own_mode():
-    # LIBRARY BUG: recompute_statistics ends with model.train(was_training), which sets every
+    # Fixed bug: recompute_statistics ends with model.train(was_training), which sets every
     # submodule to the model's mode: a BN layer put in eval inside a training model (the
     # usual way to keep its statistics fixed while fine-tuning) comes back in training mode
     # and silently starts updating its running averages. Each module's own mode should be
@@ -370,7 +371,7 @@ def test_recompute_statistics_keeps_the_batch_renorm_schedule():
     N.recompute_statistics(nn.Sequential(conv, brn), loader)
     assert_close(brn.running_mean, mean)
     assert_close(brn.running_var, ref.unbiased(var, m))
-    # LIBRARY BUG: recompute_statistics sets num_batches_tracked to 1 on every layer, but for
+    # Fixed bug: recompute_statistics sets num_batches_tracked to 1 on every layer, but for
     # BatchRenorm that counter is the training step its r_max/d_max schedule reads: after
     # the call bounds() is (1.0, 0.0) again instead of (2.43, 5.0), i.e. the layer silently
     # falls back to plain BatchNorm and re-runs its relaxation from the start.
@@ -415,7 +416,7 @@ def test_freeze_statistics_of_a_bare_torch_layer_returns_its_twin():
 
 
 def test_freeze_statistics_freezes_every_layer_with_running_statistics():
-    # LIBRARY BUG: freeze_statistics documents "every batch-norm layer ... never updates
+    # Fixed bug: freeze_statistics documents "every batch-norm layer ... never updates
     # them, in training too", but only sets stats='frozen' on BatchNorm; BatchRenorm,
     # MeanOnlyBatchNorm, BatchInstanceNorm and SwitchableNorm (which it finds, and whose
     # affine it does freeze) keep normalising with batch statistics and updating their
@@ -507,7 +508,7 @@ def test_the_remedy_the_batch_size_error_suggests_works():
     with raises(ValueError, "BatchNorm2d", "input", "stats='running'"):
         bn(x)
     bn.stats = "running"
-    # LIBRARY BUG: the error above recommends stats='running' for a batch with one value per
+    # Fixed bug: the error above recommends stats='running' for a batch with one value per
     # channel, but in training 'running' still computes the batch's statistics (to update
     # the running averages) and raises the same ValueError. It normalises with the running
     # statistics, so it should work (skipping the undefined variance update), or the

@@ -138,7 +138,7 @@ def test_spectral_sigma_leaves_the_layer_as_it_was():
     layer(torch.randn(3, 6))
     state = {k: v.clone() for k, v in layer.state_dict().items()}
     N.spectral_sigma(layer)
-    # LIBRARY BUG: spectral_sigma reads getattr(module, name), which for a spectrally
+    # Fixed bug: spectral_sigma reads getattr(module, name), which for a spectrally
     # normalised layer in training mode runs a power-iteration step and updates the u, v
     # buffers: a diagnostic changes the training state, and reports the σ of a weight the
     # last forward did not use. It should read the weight without iterating (e.g. under

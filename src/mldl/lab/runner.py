@@ -28,10 +28,13 @@ class Result:
 
 
 def load_claims() -> dict[str, Claim]:
-    """Every registered claim (importing the claim modules registers them)."""
-    from . import claims  # noqa: F401
+    """Every registered claim (importing the claim modules registers them), in the notes'
+    order (``claims.ORDER``, by id prefix; stable within a section)."""
+    from . import claims
 
-    return REGISTRY
+    rank = {prefix: k for k, prefix in enumerate(claims.ORDER)}
+    ordered = sorted(REGISTRY.values(), key=lambda c: rank.get(c.id.split(".")[0], len(rank)))
+    return {c.id: c for c in ordered}
 
 
 def select(ids: list[str] | None = None) -> list[Claim]:
@@ -71,7 +74,7 @@ def run_claim(claim: Claim, context: Context) -> Result:
         )
     finally:
         torch.set_num_threads(threads)
-    return Result(
+    result = Result(
         claim,
         verdict,
         reason,
@@ -80,15 +83,15 @@ def run_claim(claim: Claim, context: Context) -> Result:
         evidence.table,
         seconds=time.perf_counter() - start,
     )
+    _close_figures(result)
+    return result
 
 
 def run(claims: list[Claim], context: Context) -> list[Result]:
     """Run the claims in order with a progress bar over them (when the context shows one)."""
-    results = []
-    for claim in context.steps(claims, "claims", total=len(claims)):
-        results.append(run_claim(claim, context))
-        _close_figures(results[-1])
-    return results
+    return [
+        run_claim(claim, context) for claim in context.steps(claims, "claims", total=len(claims))
+    ]
 
 
 def _close_figures(result: Result) -> None:

@@ -72,7 +72,11 @@ class _BatchStatNorm(nn.Module):
     ) -> None:
         super().__init__()
         fn = type(self).__name__
-        self.sync = bool(sync)
+        if not isinstance(sync, bool):
+            raise TypeError(f"{fn}: sync: expected True or False, got {sync!r}")
+        self.sync = sync
+        # Normalise with the stored statistics and never update them (freeze_statistics).
+        self._frozen = False
         self.num_features = _checks.integer(num_features, "num_features", fn, low=1)
         self.eps = _checks.number(eps, "eps", fn, low=0.0, low_open=True)
         self.momentum = (
@@ -128,14 +132,15 @@ class _BatchStatNorm(nn.Module):
                 f"{x.shape[1]} in shape {tuple(x.shape)}"
             )
 
+    # What to do instead, for the batch-size error (BatchNorm adds its stats modes).
+    _one_value_hint = "use a larger batch, eval mode, or a per-sample norm such as GroupNorm"
+
     def _check_batch(self, m: _stats.Moments, x: Tensor) -> None:
         """Batch statistics of one value per channel are undefined (and their variance 0)."""
         if bool((m.count <= 1).any()):
             raise ValueError(
                 f"{type(self).__name__}: input: expected more than 1 value per channel to "
-                f"compute batch statistics in training, got shape {tuple(x.shape)} (use a "
-                "larger batch, eval mode, stats='running', or a per-sample norm such as "
-                "GroupNorm)"
+                f"compute batch statistics, got shape {tuple(x.shape)} ({self._one_value_hint})"
             )
 
     def _average_factor(self) -> float:
@@ -145,6 +150,16 @@ class _BatchStatNorm(nn.Module):
         if self.momentum is None:
             return 1.0 / float(self.num_batches_tracked)
         return self.momentum
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the layer normalises with its stored running statistics and never updates
+        them, in training too (set by :func:`freeze_statistics`)."""
+        return self._frozen
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        self._frozen = bool(value)
 
     def _sync(self) -> bool:
         """Whether this call's batch statistics span every process of ``process_group``:
@@ -156,6 +171,11 @@ class _BatchStatNorm(nn.Module):
 class _BatchNorm(_BatchStatNorm):
     r"""Batch normalization with an explicit choice of statistics (``stats``, one of
     :data:`STATS`); see :class:`BatchNorm2d`."""
+
+    _one_value_hint = (
+        "use a larger batch, eval mode, stats='running' or 'frozen', or a per-sample norm "
+        "such as GroupNorm"
+    )
 
     def __init__(
         self,
@@ -202,6 +222,16 @@ class _BatchNorm(_BatchStatNorm):
     def extra_repr(self) -> str:
         return super().extra_repr() + f", stats={self.stats!r}"
 
+    @property
+    def frozen(self) -> bool:
+        """Whether the layer normalises with its stored statistics and never updates them
+        (``stats == 'frozen'``); setting it switches between 'frozen' and 'auto'."""
+        return self.stats == "frozen"
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        self.stats = "frozen" if value else "auto"
+
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
         mode = self.stats
@@ -209,32 +239,29 @@ class _BatchNorm(_BatchStatNorm):
             mode == "auto" and (self.training or self.running_mean is None)
         )
         update = self.training and self.track_running_stats and mode != "frozen"
-        factor = self._average_factor() if update else 0.0
-        if use_batch and self._sync():
-            m = _stats.batch_moments(input, self.process_group, sync=True)
-            self._check_batch(m, input)
-            if update:
-                _stats.update_running(self.running_mean, self.running_var, m, factor)
-            return _stats.normalize(input, m.mean, m.var, self.weight, self.bias, self.eps)
         if use_batch:
-            self._check_batch(_count_only(input), input)
+            sync = self._sync()
+            m = _stats.batch_moments(input, self.process_group, sync=True) if sync else None
+            self._check_batch(m if sync else _count_only(input), input)
+            factor = self._average_factor() if update else 0.0
+            if sync:
+                if update:
+                    _stats.update_running(self.running_mean, self.running_var, m, factor)
+                return _stats.normalize(input, m.mean, m.var, self.weight, self.bias, self.eps)
             rm, rv = (self.running_mean, self.running_var) if update else (None, None)
             return F.batch_norm(input, rm, rv, self.weight, self.bias, True, factor, self.eps)
-        if update:  # 'running' in training: track the batches without normalising by them
+        # The running statistics as they were before this batch; copied when this call
+        # updates them, since the backward of this call must not see the update.
+        mean, var = self.running_mean, self.running_var
+        if update:
+            mean, var = mean.clone(), var.clone()
             with torch.no_grad():
                 m = _stats.batch_moments(input, self.process_group, sync=self._sync())
-            self._check_batch(m, input)
-            _stats.update_running(self.running_mean, self.running_var, m, factor)
-        return F.batch_norm(
-            input,
-            self.running_mean,
-            self.running_var,
-            self.weight,
-            self.bias,
-            False,
-            0.0,
-            self.eps,
-        )
+            # One value per channel carries no variance: such a batch leaves them unchanged.
+            if bool((m.count > 1).all()):
+                factor = self._average_factor()
+                _stats.update_running(self.running_mean, self.running_var, m, factor)
+        return F.batch_norm(input, mean, var, self.weight, self.bias, False, 0.0, self.eps)
 
 
 def _count_only(x: Tensor) -> _stats.Moments:
@@ -362,7 +389,7 @@ class _BatchRenorm(_BatchStatNorm):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
-        if not self.training:
+        if not self.training or self.frozen:
             return F.batch_norm(
                 input,
                 self.running_mean,
@@ -373,14 +400,14 @@ class _BatchRenorm(_BatchStatNorm):
                 0.0,
                 self.eps,
             )
-        factor = self._average_factor()
-        r_max, d_max = self.bounds()
         sync = self._sync()
         # Synchronised, the normalisation itself uses these moments (gradient and all); alone,
         # they only give r and d, and native batch_norm recomputes its own.
         with torch.set_grad_enabled(sync and torch.is_grad_enabled()):
             m = _stats.batch_moments(input, self.process_group, sync=sync)
         self._check_batch(m, input)
+        factor = self._average_factor()
+        r_max, d_max = self.bounds()
         with torch.no_grad():  # r and d are constants in the backward (the paper's stop-gradient)
             sigma = torch.sqrt(self.renorm_var + self.eps)
             r = (torch.sqrt(m.var + self.eps) / sigma).clamp(1.0 / r_max, r_max)
@@ -507,7 +534,7 @@ class _MeanOnlyBatchNorm(_BatchStatNorm):
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
         shape = (1, -1) + (1,) * (input.dim() - 2)
-        if self.training:
+        if self.training and not self.frozen:
             factor = self._average_factor()
             m = _stats.batch_moments(input, self.process_group, sync=self._sync())
             with torch.no_grad():
@@ -570,8 +597,11 @@ def recompute_statistics(
     precisely: each layer's moments are accumulated with counts (Chan's combination), so
     uneven batches weigh what they hold, unlike an average of per-batch averages. During the
     pass every layer normalises with its batch's statistics, as in training. ``loader``
-    yields input tensors or tuples whose first item is the input. Returns ``model``, in the
-    train/eval mode it had.
+    yields input tensors or tuples whose first item is the input.
+
+    Nothing else changes: every module's train/eval mode, every layer's ``stats``/``frozen``
+    setting and every other buffer (``num_batches_tracked``, BatchRenorm's renorm
+    statistics and schedule step) are as before. Returns ``model``.
     """
     layers = _batch_norm_layers(model)
     if not layers:
@@ -581,21 +611,27 @@ def recompute_statistics(
     def accumulate(layer, args):
         m = _stats.local_batch_moments(args[0])
         old = totals[layer]
-        totals[layer] = (
-            m
-            if old is None
-            else _stats.combine(
-                _stats.Moments(*(torch.stack(pair) for pair in zip(old, m, strict=True)))
-            )
-        )
+        if old is not None:
+            m = _stats.combine(_stats.Moments(*(torch.stack(p) for p in zip(old, m, strict=True))))
+        totals[layer] = m
 
-    was_training = model.training
-    modes = {layer: layer.stats for layer in layers if isinstance(layer, _BatchNorm)}
+    modes = {module: module.training for module in model.modules()}
+    buffers = {
+        layer: {k: b.clone() for k, b in layer.named_buffers() if b is not None} for layer in layers
+    }
+    settings = {
+        layer: layer.stats if isinstance(layer, _BatchNorm) else layer.frozen
+        for layer in layers
+        if isinstance(layer, _BatchStatNorm)
+    }
     hooks = [layer.register_forward_pre_hook(accumulate) for layer in layers]
     try:
         model.train()
-        for layer in modes:  # during the pass every layer normalises with its batch
-            layer.stats = "auto"
+        for layer in settings:  # during the pass every layer normalises with its batch
+            if isinstance(layer, _BatchNorm):
+                layer.stats = "auto"
+            else:
+                layer.frozen = False
         for k, batch in enumerate(loader):
             if max_batches is not None and k >= max_batches:
                 break
@@ -604,9 +640,16 @@ def recompute_statistics(
     finally:
         for h in hooks:
             h.remove()
-        for layer, mode in modes.items():
-            layer.stats = mode
-        model.train(was_training)
+        for layer, setting in settings.items():
+            if isinstance(layer, _BatchNorm):
+                layer.stats = setting
+            else:
+                layer.frozen = setting
+        for module, training in modes.items():
+            module.training = training
+        for layer, saved in buffers.items():
+            for name, value in saved.items():
+                getattr(layer, name).copy_(value)
     for layer, m in totals.items():
         if m is None:
             continue
@@ -614,24 +657,23 @@ def recompute_statistics(
         if layer.running_var is not None:
             n = m.count
             layer.running_var.copy_(m.var * n / (n - 1).clamp_min(1))
-        if getattr(layer, "num_batches_tracked", None) is not None:
-            layer.num_batches_tracked.fill_(1)
     return model
 
 
 def freeze_statistics(model: nn.Module, *, affine: bool = False) -> nn.Module:
-    """Put every batch-norm layer of ``model`` in ``stats='frozen'`` mode: it normalises
+    """Freeze the statistics of every batch-statistic norm of ``model``: each normalises
     with its stored running statistics and never updates them, in training too (the notes'
-    fine-tuning question; Keras' ``trainable=False``). PyTorch's own BatchNorm layers are
-    replaced by mldl's first (same parameters, buffers and state-dict keys). With
-    ``affine=True`` their weight and bias stop receiving gradients too. Returns the model
-    (a new object only if ``model`` itself was a PyTorch BatchNorm layer)."""
+    fine-tuning question; Keras' ``trainable=False``). BatchNorm layers get
+    ``stats='frozen'``; BatchRenorm, MeanOnlyBatchNorm, BatchInstanceNorm and SwitchableNorm
+    get ``frozen=True``; PyTorch's own BatchNorm layers are replaced by mldl's first (same
+    parameters, buffers and state-dict keys). With ``affine=True`` their weight and bias
+    stop receiving gradients too. Returns the model (a new object only if ``model`` itself
+    was a PyTorch BatchNorm layer)."""
     from .sync import convert
 
     model = convert(model)
     for layer in _batch_norm_layers(model):
-        if isinstance(layer, _BatchNorm):
-            layer.stats = "frozen"
+        layer.frozen = True
         if affine:
             for p in (layer.weight, layer.bias):
                 if p is not None:

@@ -30,9 +30,16 @@ def _check_trailing(x: Tensor, shape: tuple[int, ...], fn: str) -> None:
         )
 
 
+def _check_eps(eps: float | None, fn: str) -> float | None:
+    return None if eps is None else _checks.number(eps, "eps", fn, low=0.0, low_open=True)
+
+
 class LayerNorm(nn.LayerNorm):
     """``torch.nn.LayerNorm`` (same parameters, state dict and kernel) with checked input:
     the notes' per-sample normalization over the trailing ``normalized_shape``."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, *args, **kwargs) -> None:
+        super().__init__(normalized_shape, _check_eps(eps, "LayerNorm"), *args, **kwargs)
 
     def forward(self, input: Tensor) -> Tensor:
         _check_trailing(input, tuple(self.normalized_shape), "LayerNorm")
@@ -42,6 +49,9 @@ class LayerNorm(nn.LayerNorm):
 class RMSNorm(nn.RMSNorm):
     r"""``torch.nn.RMSNorm`` with checked input: :math:`y = x / \sqrt{\epsilon +
     \mathrm{mean}(x^2)}\cdot\gamma`, LayerNorm without the centring."""
+
+    def __init__(self, normalized_shape, eps: float | None = None, *args, **kwargs) -> None:
+        super().__init__(normalized_shape, _check_eps(eps, "RMSNorm"), *args, **kwargs)
 
     def forward(self, input: Tensor) -> Tensor:
         _check_trailing(input, tuple(self.normalized_shape), "RMSNorm")

@@ -34,7 +34,7 @@ class _MixedNorm(_BatchStatNorm):
     def _batch_part(self, inst: _stats.Moments, x: Tensor) -> _stats.Moments:
         """The batch moments, per channel: of this batch in training (running averages
         updated), else the running averages."""
-        if self.training or self.running_mean is None:
+        if (self.training and not self.frozen) or self.running_mean is None:
             m = _stats.across_processes(_stats.pool(inst, 0), self.process_group, sync=self._sync())
             self._check_batch(m, x)
             if self.training and self.track_running_stats:

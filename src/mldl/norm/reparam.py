@@ -57,8 +57,20 @@ def spectral_norm(
 
 def spectral_sigma(module: nn.Module, name: str = "weight") -> Tensor:
     """The spectral norm (largest singular value) of the weight a layer uses now, exactly
-    (by SVD): about 1 for a spectrally normalised layer, the Lipschitz bound it gives."""
-    weight = getattr(module, name).detach()
+    (by SVD): about 1 for a spectrally normalised layer, the Lipschitz bound it gives.
+    Reading it changes nothing (no power-iteration step, even in training mode)."""
+    _check_param(module, name, "spectral_sigma")
+    if parametrize.is_parametrized(module, name):
+        chain = module.parametrizations[name]
+        modes = [p.training for p in chain]
+        chain.eval()  # PyTorch's spectral norm steps its power iteration on every read in training
+        try:
+            weight = getattr(module, name).detach()
+        finally:
+            for p, training in zip(chain, modes, strict=True):
+                p.train(training)
+    else:
+        weight = getattr(module, name).detach()
     matrix = weight.flatten(1) if weight.dim() > 1 else weight.unsqueeze(0)
     return torch.linalg.matrix_norm(matrix, ord=2)
 
@@ -96,7 +108,14 @@ def init_weight_norm_(module: nn.Module, x: Tensor, name: str = "weight") -> nn.
 
 
 def _check_param(module: nn.Module, name: str, fn: str) -> None:
+    """``module`` is a module with a tensor ``name`` (checked without reading a
+    parametrized tensor, which could step a power iteration)."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"{fn}: module: expected an nn.Module, got {type(module).__name__}")
-    if not isinstance(getattr(module, name, None), Tensor):
+    if not isinstance(name, str):
+        raise TypeError(f"{fn}: name: expected a str, got {type(name).__name__}")
+    present = parametrize.is_parametrized(module, name) or isinstance(
+        module._parameters.get(name, module._buffers.get(name)), Tensor
+    )
+    if not present:
         raise ValueError(f"{fn}: name: {type(module).__name__} has no tensor {name!r}")

@@ -3,8 +3,6 @@ distance -> probability" (the Loss section's "Probability Loss Function")."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,24 +19,6 @@ TOLERANCE = 0.02  # k-NN accuracy an embedding may lose against raw pixels
 MAX_DISTANCE_RATIO = 0.5  # within-class / between-class mean distance
 MIN_AUC = 0.95
 MAX_ECE = 0.05
-
-
-def _one_thread(experiment):
-    """Run the experiment on one CPU thread, then restore the setting: its models are so
-    small that a second thread does not help, and on a busy machine two threads waiting on
-    each other slow every step tenfold or more; the numbers then do not depend on the
-    machine's core count either."""
-
-    @functools.wraps(experiment)
-    def run(ctx: Context) -> Evidence:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return experiment(ctx)
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -166,7 +146,6 @@ def _decide_triplet_and_distance(n: dict) -> tuple[str, str]:
     f"separates them (AUC ≥ {MIN_AUC}) and is calibrated (ECE ≤ {MAX_ECE}).",
     decide=_decide_triplet_and_distance,
 )
-@_one_thread
 def triplet_and_distance(ctx: Context) -> Evidence:
     from ..data import digits
 

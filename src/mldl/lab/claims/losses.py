@@ -3,7 +3,6 @@ Poisson NLL and focal loss."""
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -14,24 +13,6 @@ from ..core import Context, Evidence, Figure, claim, verdict
 from ..plots import PALETTE, figure
 
 SECTION = "Loss"
-
-
-def _one_thread(experiment):
-    """Run the experiment on one CPU thread (restoring the setting after). Its tensors are
-    small, so a second thread buys little, and on a shared 2-core machine it costs 5-20x:
-    each op then waits for both threads. One thread also makes the numbers independent of
-    the machine's core count."""
-
-    @functools.wraps(experiment)
-    def run(ctx: Context) -> Evidence:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return experiment(ctx)
-        finally:
-            torch.set_num_threads(previous)
-
-    return run
 
 
 def _seeded_mlp(ctx: Context, stream: int, hidden: int = 64, out: int = 10):
@@ -121,7 +102,6 @@ def _decide_value_table(n: dict) -> tuple[str, str]:
     "open range and the three gaps (softmax, sigmoid, cross-entropy) are below 1e-12.",
     decide=_decide_value_table,
 )
-@_one_thread
 def value_table(ctx: Context) -> Evidence:
     from ..data import digits
     from ..train import accuracy, fit, logits_of
@@ -274,7 +254,6 @@ def _decide_bce_stable(n: dict) -> tuple[str, str]:
     "times bce_with_logits'.",
     decide=_decide_bce_stable,
 )
-@_one_thread
 def bce_with_logits_stable(ctx: Context) -> Evidence:
     points = ctx.pick(481, 4801, 24001)
     x = torch.linspace(-120.0, 120.0, points, dtype=torch.float32)
@@ -428,7 +407,6 @@ def _decide_smooth_l1(n: dict) -> tuple[str, str]:
     "efficiency under Gaussian noise).",
     decide=_decide_smooth_l1,
 )
-@_one_thread
 def smooth_l1_robust(ctx: Context) -> Evidence:
     n, d = ctx.pick(200, 500, 2000), 5
     replicates = ctx.pick(4, 20, 50)
@@ -531,7 +509,6 @@ def _decide_poisson(n: dict) -> tuple[str, str]:
     "equals the mean count to a relative 1e-6.",
     decide=_decide_poisson,
 )
-@_one_thread
 def poisson_rate(ctx: Context) -> Evidence:
     sizes = ctx.pick([100, 10000], [100, 1000, 10000], [100, 1000, 10000, 100000])
     replicates = ctx.pick(20, 100, 200)
@@ -685,7 +662,6 @@ def _decide_focal(n: dict) -> tuple[str, str]:
     "inconclusive if it contains 0.",
     decide=_decide_focal,
 )
-@_one_thread
 def focal_minority(ctx: Context) -> Evidence:
     from ..data import digits
     from ..train import accuracy, fit, logits_of
