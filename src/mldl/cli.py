@@ -1,4 +1,5 @@
-"""The ``mldl`` command: ``mldl lab`` runs the notes' claims; ``mldl --version``."""
+"""The ``mldl`` command: ``mldl lab`` runs the notes' claims; ``mldl bn`` inspects, queries
+and samples Bayesian networks; ``mldl --version``."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mldl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     from .lab import command as lab_command
+    from .pgm import command as bn_command
 
     lab_command.add_parser(commands)
+    bn_command.add_parser(commands)
     return parser
 
 
