@@ -42,7 +42,20 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 
 Plain = str | int | float  # arguments that travel to a fresh process as Python literals
 
+Case = Callable[[], object] | tuple[Callable[[], object], Callable[[], object]]
+"""What is measured: a zero-argument callable, or a pair ``(prepare, call)`` whose
+``prepare()`` runs before every call of ``call``, outside the time and memory measured (to
+restore inputs that a call overwrites, say)."""
+
 # ------------------------------------------------------------------------------ timing
+
+# glibc's settings for timing: freed memory stays in the heap (no trimming, no per-buffer
+# mmap), so a call's large buffers reuse pages instead of faulting fresh zeroed ones in.
+# Without this, whether a 16 MB gradient costs ~4,000 page faults per call depends on the
+# order of a loss's allocations rather than on its work (measured: the same mldl focal call
+# at 3.6 ms or 7.6 ms, kornia's at 9.6 ms either way).
+STEADY_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)}
+DEFAULT_HEAP: dict[str, str] = {}  # glibc's own settings: what a process gets
 
 
 @dataclass
@@ -70,27 +83,36 @@ class Timings:
         return statistics.median(ratios), q1, q3
 
 
-def _seconds_per_call(fn: Callable[[], object], number: int) -> float:
+def _split(case: Case) -> tuple[Callable[[], object], Callable[[], object]]:
+    """``(prepare, call)``; a plain callable's ``prepare`` does nothing."""
+    return case if isinstance(case, tuple) else (lambda: None, case)
+
+
+def _seconds_per_call(case: Case, number: int) -> float:
+    prepare, fn = _split(case)
     gc.collect()
     gc.disable()  # as timeit does: a collection inside one measurement is noise
     try:
-        start = time.perf_counter()
+        total = 0.0
         for _ in range(number):
+            prepare()
+            start = time.perf_counter()
             fn()
-        return (time.perf_counter() - start) / number
+            total += time.perf_counter() - start
+        return total / number
     finally:
         gc.enable()
 
 
 def time_interleaved(
-    cases: dict[str, Callable[[], object]],
+    cases: dict[str, Case],
     *,
     anchor: str,
     rounds: int = 7,
     warmup: float = 1.0,
     min_seconds: float = 0.05,
 ) -> Timings:
-    """Time zero-argument callables against each other.
+    """Time cases (zero-argument callables, or ``(prepare, call)`` pairs) against each other.
 
     The cases first run in turn for ``warmup`` seconds (at least once each): the process's
     heap, caches and the pages it gets from the OS settle. Then each measurement calls a
@@ -104,7 +126,9 @@ def time_interleaved(
     names = list(cases)
     end = time.perf_counter() + warmup
     while True:
-        for fn in cases.values():
+        for case in cases.values():
+            prepare, fn = _split(case)
+            prepare()
             fn()
         if time.perf_counter() >= end:
             break
@@ -118,10 +142,15 @@ def time_interleaved(
 
 
 def time_in_fresh_process(
-    module: str, factory: str, *args: Plain, anchor: str, **options: float
+    module: str,
+    factory: str,
+    *args: Plain,
+    anchor: str,
+    heap: dict[str, str] = STEADY_HEAP,
+    **options: float,
 ) -> Timings:
     """:func:`time_interleaved` of the cases ``getattr(module, factory)(*args)`` returns (a
-    dict of zero-argument callables), run in a fresh Python process.
+    dict of :data:`Case`), run in a fresh Python process with glibc's ``heap`` settings.
 
     A process's history changes its timings: whether glibc hands a large freed buffer back
     to the OS (so the next one is fresh pages, faulted in on every call) depends on what was
@@ -129,8 +158,12 @@ def time_in_fresh_process(
     independent of the groups that ran before it, and :data:`STEADY_HEAP` tells glibc to
     keep what is freed, as the heap of a training loop in steady state does, so no case is
     charged for page faults that depend on the order of its allocations.
+
+    ``heap=DEFAULT_HEAP`` times with glibc's defaults instead, what a process gets: there,
+    every buffer above the mmap threshold (at most 32 MiB) is fresh pages, faulted in and
+    zeroed by the kernel, on every call.
     """
-    out = _run_fresh("_time_here", module, factory, args, anchor, options, env=STEADY_HEAP)
+    out = _run_fresh("_time_here", module, factory, args, anchor, options, env=heap)
     return Timings(json.loads(out), anchor)
 
 
@@ -142,26 +175,19 @@ def _time_here(module: str, factory: str, args: tuple, anchor: str, options: dic
 # -------------------------------------------------------------------- fresh processes
 
 
-# glibc's settings for timing: freed memory stays in the heap (no trimming, no per-buffer
-# mmap), so a call's large buffers reuse pages instead of faulting fresh zeroed ones in.
-# Without this, whether a 16 MB gradient costs ~4,000 page faults per call depends on the
-# order of a loss's allocations rather than on its work (measured: the same mldl focal call
-# at 3.6 ms or 7.6 ms, kornia's at 9.6 ms either way).
-STEADY_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)}
-
-
 def _run_fresh(function: str, *args: object, env: dict[str, str] | None = None) -> str:
     """Call ``benchmarks._harness.<function>(*args)`` in a fresh Python process (started in
-    the repository root, with this environment plus ``env``) and return what it printed.
-    ``args`` travel as Python literals."""
+    the repository root, with this environment less its glibc ``MALLOC_*`` settings, plus
+    ``env``) and return what it printed. ``args`` travel as Python literals."""
     code = f"from benchmarks._harness import {function}; {function}(*{args!r})"
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **(env or {})},
+        env={**inherited, **(env or {})},
     )
     if done.returncode:
         raise RuntimeError(f"{function}{args} failed in a fresh process:\n{done.stderr}")
@@ -171,17 +197,19 @@ def _run_fresh(function: str, *args: object, env: dict[str, str] | None = None) 
 # ------------------------------------------------------------------------------ memory
 
 
-def peak_memory(module: str, factory: str, *args: Plain) -> int:
+def peak_memory(
+    module: str, factory: str, *args: Plain, heap: dict[str, str] = DEFAULT_HEAP
+) -> int:
     """Extra peak memory, in bytes, of one call of ``getattr(module, factory)(*args)``'s
-    result, measured in a fresh Python process.
+    result, measured in a fresh Python process with glibc's ``heap`` settings.
 
     The child imports ``module`` and calls the factory, which builds the inputs and returns
-    the case, a zero-argument callable. It runs the case once to warm up (a first call also
+    the case, a :data:`Case`. It runs the case once to warm up (a first call also
     pages in library code and lazy state); then, three times, it hands freed memory back to
     the OS, records its resident set size and runs the case: the number is the median of
     the three calls' peak minus the size before it.
     """
-    return int(_run_fresh("_extra_peak_here", module, factory, *args).split()[-1])
+    return int(_run_fresh("_extra_peak_here", module, factory, *args, env=heap).split()[-1])
 
 
 def _proc_status_bytes(field: str) -> int:
@@ -217,7 +245,8 @@ def _reset_peak() -> bool:
 
 def _extra_peak_here(module: str, factory: str, *args: Plain) -> None:
     """The child's side of :func:`peak_memory`: print the case's extra peak in bytes."""
-    case = getattr(importlib.import_module(module), factory)(*args)
+    prepare, case = _split(getattr(importlib.import_module(module), factory)(*args))
+    prepare()
     if not _reset_peak():  # elsewhere: one cold call, the growth of ru_maxrss
         before = _ru_maxrss_bytes()
         case()
@@ -226,6 +255,7 @@ def _extra_peak_here(module: str, factory: str, *args: Plain) -> None:
     case()  # warm-up
     extra = []
     for _ in range(3):  # the median of three calls: the heap's layout varies a little
+        prepare()
         gc.collect()
         _release_free_heap()
         _reset_peak()
