@@ -841,7 +841,7 @@ def test_impossible_evidence():
 
 
 def test_empty_evidence_batch():
-    # LIBRARY BUG: a (0, n) evidence tensor makes posterior_marginals, probability_of_evidence
+    # Fixed bug: a (0, n) evidence tensor makes posterior_marginals, probability_of_evidence
     # and log_prob fail in Plan.log_partition (out.reshape(0, -1): "cannot reshape tensor of
     # 0 elements"); most_probable_explanation handles it.
     bn = load("cancer")

@@ -316,7 +316,7 @@ def test_malformed_input_names_the_line(case, old, new, at, message):
     [("negative", "(a1, b1) -0.5, 1.5;"), ("sum", "(a1, b1) 0.5, 0.4;")],
 )
 def test_bad_probabilities_name_the_row_line(case, new):
-    # LIBRARY BUG: a negative probability or a row not summing to 1 is reported at the
+    # Fixed bug: a negative probability or a row not summing to 1 is reported at the
     # probability block's first line ("probability ( C | A, B ) {", line 20) instead of
     # the offending row's line (25): _assemble passes child_tok, not the row's token.
     text = _replace("(a1, b1) 0.5, 0.5;", new)
@@ -392,7 +392,7 @@ def test_cycle_is_rejected_by_the_network(tmp_path):
 
 
 def test_corrupt_gzip_raises_bif_error(tmp_path):
-    # LIBRARY BUG: read_bif calls gzip.decompress on anything starting with the gzip magic
+    # Fixed bug: read_bif calls gzip.decompress on anything starting with the gzip magic
     # and lets EOFError / gzip.BadGzipFile / zlib.error through: a truncated or corrupt
     # .bif.gz is malformed input and should raise BIFError like any other.
     packed = (DATA / "asia.bif.gz").read_bytes()

@@ -229,7 +229,7 @@ def test_operation_errors():
 
 
 def test_marginalize_a_repeated_name_raises_value_error():
-    # LIBRARY BUG: marginalize(["a", "a"]) reaches torch.sum with a repeated dim and
+    # Fixed bug: marginalize(["a", "a"]) reaches torch.sum with a repeated dim and
     # raises RuntimeError("dim 0 appears multiple times") instead of a ValueError naming
     # the argument.
     f = DiscreteFactor(["a", "b"], torch.ones(2, 3))
@@ -238,7 +238,7 @@ def test_marginalize_a_repeated_name_raises_value_error():
 
 
 def test_reduce_refuses_a_non_integer_state():
-    # LIBRARY BUG: reduce({"a": 1.5}) truncates the float to state 1 with int() instead of
+    # Fixed bug: reduce({"a": 1.5}) truncates the float to state 1 with int() instead of
     # refusing it (BayesianNetwork evidence refuses floats with a TypeError).
     f = DiscreteFactor(["a", "b"], torch.ones(2, 3))
     with pytest.raises((TypeError, ValueError)):

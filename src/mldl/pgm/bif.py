@@ -4,7 +4,8 @@ writer.
 The reader tokenises and parses by hand (it never evaluates anything), accepts gzip, and
 rejects malformed input with an error naming the line: unknown variables or states in a
 probability block, tables of the wrong size, negative probabilities, rows that do not sum
-to 1 within ``tolerance`` (then renormalised exactly), missing or repeated blocks, cycles.
+to 1 within ``tolerance`` (then renormalised exactly), missing or repeated blocks, and
+corrupt gzip. Cycles are legal BIF syntax; :class:`~mldl.pgm.BayesianNetwork` refuses them.
 ``table`` lists of a conditional are read child-major, as pgmpy reads them.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import gzip
 import math
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,10 +215,10 @@ def parse_bif(text: str, source: str = "<string>", *, tolerance: float = 1e-3) -
             blocks[child.text] = (child, parents, entries)
         else:
             raise p.error(f"expected 'network', 'variable' or 'probability', got {kw.text!r}", kw)
-    return _assemble(p, name, states, blocks, tolerance)
+    return _assemble(p, name, states, declared, blocks, tolerance)
 
 
-def _assemble(p: _Parser, name, states, blocks, tolerance) -> ParsedBIF:
+def _assemble(p: _Parser, name, states, declared, blocks, tolerance) -> ParsedBIF:
     parents_of: dict[str, list[str]] = {}
     cpts: dict[str, torch.Tensor] = {}
     for child_tok, parent_toks, entries in blocks.values():
@@ -233,6 +235,8 @@ def _assemble(p: _Parser, name, states, blocks, tolerance) -> ParsedBIF:
         if n_configs * k > _MAX_TABLE:
             raise p.error(f"{child!r}: a table of {n_configs * k} entries is too large", child_tok)
         rows: list[list[float] | None] = [None] * n_configs
+        # the token each row came from, so that a bad row is reported on its own line
+        row_toks: list[_Token] = [child_tok] * n_configs
         for kind, config, (numbers, tok) in entries:
             if kind == "table":
                 if len(numbers) != n_configs * k:
@@ -243,11 +247,13 @@ def _assemble(p: _Parser, name, states, blocks, tolerance) -> ParsedBIF:
                     )
                 # child-major (pgmpy's reading): row s of the child, columns the configurations
                 rows = [numbers[c::n_configs] for c in range(n_configs)]
+                row_toks = [tok] * n_configs
             elif kind == "default":
                 if len(numbers) != k:
                     raise p.error(
                         f"{child!r}: default row has {len(numbers)} values, expected {k}", tok
                     )
+                row_toks = [tok if r is None else t for r, t in zip(rows, row_toks, strict=True)]
                 rows = [numbers if r is None else r for r in rows]
             else:
                 if len(config) != len(parents):
@@ -266,7 +272,7 @@ def _assemble(p: _Parser, name, states, blocks, tolerance) -> ParsedBIF:
                     index = index * len(states[q]) + states[q].index(st.text)
                 if len(numbers) != k:
                     raise p.error(f"{child!r}: row has {len(numbers)} values, expected {k}", tok)
-                rows[index] = numbers
+                rows[index], row_toks[index] = numbers, tok
         if any(r is None for r in rows):
             missing = rows.index(None)
             config = []
@@ -280,13 +286,16 @@ def _assemble(p: _Parser, name, states, blocks, tolerance) -> ParsedBIF:
             )
         table = torch.tensor(rows, dtype=torch.float64).reshape(n_configs, k)
         if bool((table < 0).any()):
-            raise p.error(f"{child!r}: negative probability {float(table.min()):g}", child_tok)
+            bad = int((table < 0).any(1).nonzero()[0])
+            raise p.error(
+                f"{child!r}: negative probability {float(table[bad].min()):g}", row_toks[bad]
+            )
         sums = table.sum(1)
         worst = int((sums - 1).abs().argmax())
         if abs(float(sums[worst]) - 1) > tolerance:
             raise p.error(
                 f"{child!r}: a row sums to {float(sums[worst]):.6g}, not 1 (tolerance {tolerance})",
-                child_tok,
+                row_toks[worst],
             )
         parents_of[child] = parents
         # Rows off by rounding are made exact; rows already summing to 1 keep their values,
@@ -296,7 +305,7 @@ def _assemble(p: _Parser, name, states, blocks, tolerance) -> ParsedBIF:
         cpts[child] = table.reshape(*parent_cards, k)
     missing = [v for v in states if v not in cpts]
     if missing:
-        raise p.error(f"no probability block for {missing}")
+        raise p.error(f"no probability block for {missing}", declared[missing[0]])
     return ParsedBIF(name, states, parents_of, cpts)
 
 
@@ -305,7 +314,10 @@ def read_bif(path: str | Path, *, tolerance: float = 1e-3) -> ParsedBIF:
     path = Path(path)
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
+            raise BIFError(f"read_bif: {path}: not a readable gzip file ({err})") from err
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -130,6 +130,8 @@ class DiscreteFactor:
         unknown = [v for v in variables if v not in self.variables]
         if unknown:
             raise ValueError(f"DiscreteFactor.marginalize: {unknown} not in scope {self.variables}")
+        if len(set(variables)) != len(variables):
+            raise ValueError(f"DiscreteFactor.marginalize: variables names one twice: {variables}")
         dims = [self.variables.index(v) for v in variables]
         keep = tuple(v for v in self.variables if v not in variables)
         if not dims:
@@ -152,6 +154,14 @@ class DiscreteFactor:
                         f"DiscreteFactor.reduce: {v!r} has no state {state!r} (states: {names})"
                     )
                 state = names.index(state)
+            elif isinstance(state, bool) or not isinstance(state, (int, torch.Tensor)) or (
+                isinstance(state, torch.Tensor)
+                and (state.numel() != 1 or state.is_floating_point() or state.is_complex())
+            ):
+                raise TypeError(
+                    f"DiscreteFactor.reduce: the state of {v!r} must be an int index or a state "
+                    f"name, got {state!r}"
+                )
             if not 0 <= int(state) < len(names):
                 raise ValueError(
                     f"DiscreteFactor.reduce: {v!r}: state index {state} outside [0, {len(names)})"

@@ -21,6 +21,7 @@ this creates form the junction tree; contracting along it is the tree's *collect
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ class Plan:
             out = torch.einsum(f"{lhs}->{rhs}", *ins)
             # rescale to sum 1 per row: no underflow, and the scale is part of the graph
             if any_batch:
-                total = out.reshape(out.shape[0], -1).sum(1)
+                total = out.reshape(out.shape[0], math.prod(out.shape[1:])).sum(1)
                 out = out / _safe(total).reshape(-1, *([1] * (out.dim() - 1)))
             else:
                 total = out.sum()

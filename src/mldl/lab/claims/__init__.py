@@ -4,6 +4,6 @@
 smoothing and calibration, normalization, losses), with claims of sections not listed last.
 """
 
-from . import calibration, embeddings, losses, mle, sequence, smoothing  # noqa: F401
+from . import calibration, embeddings, losses, mle, norm_sequence, sequence, smoothing  # noqa: F401
 
 ORDER = ("mle", "smoothing", "calibration", "losses", "embeddings", "sequence")
