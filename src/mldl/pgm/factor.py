@@ -10,6 +10,7 @@ their product is a sum and their marginalisation a ``logsumexp``.
 
 from __future__ import annotations
 
+import operator
 import string
 from collections.abc import Mapping, Sequence
 
@@ -154,14 +155,8 @@ class DiscreteFactor:
                         f"DiscreteFactor.reduce: {v!r} has no state {state!r} (states: {names})"
                     )
                 state = names.index(state)
-            elif isinstance(state, bool) or not isinstance(state, (int, torch.Tensor)) or (
-                isinstance(state, torch.Tensor)
-                and (state.numel() != 1 or state.is_floating_point() or state.is_complex())
-            ):
-                raise TypeError(
-                    f"DiscreteFactor.reduce: the state of {v!r} must be an int index or a state "
-                    f"name, got {state!r}"
-                )
+            else:
+                state = _state_index(v, state)
             if not 0 <= int(state) < len(names):
                 raise ValueError(
                     f"DiscreteFactor.reduce: {v!r}: state index {state} outside [0, {len(names)})"
@@ -195,3 +190,17 @@ class DiscreteFactor:
             if not self.log
             else DiscreteFactor(self.variables, self.values.exp(), self.state_names)
         )
+
+
+def _state_index(variable: str, state: object) -> int:
+    """An integer state index (Python, NumPy or 0-d integer tensor); bools and floats are
+    refused rather than truncated."""
+    if isinstance(state, bool) or (isinstance(state, torch.Tensor) and state.dtype == torch.bool):
+        raise TypeError(f"DiscreteFactor.reduce: the state of {variable!r} is a bool: {state!r}")
+    try:
+        return operator.index(state)
+    except TypeError:
+        raise TypeError(
+            f"DiscreteFactor.reduce: the state of {variable!r} must be an integer index or a "
+            f"state name, got {state!r}"
+        ) from None
