@@ -5,6 +5,9 @@
   inference batched over evidence rows (posterior marginals, probability of evidence, most
   probable explanation), maximum-likelihood / Dirichlet / EM fitting.
 * :class:`LinearChainCRF`: the conditional random field of sequence labelling.
+* :class:`MarkovRandomField`: the undirected model (cycles allowed): exact log Z and
+  marginals by contraction, Gibbs sampling from Markov blankets, loopy belief propagation;
+  Ising lattices and the fully visible Boltzmann machine.
 """
 
 from .bayesnet import BayesianNetwork, ImpossibleEvidence
@@ -12,16 +15,32 @@ from .bif import BIFError, parse_bif, read_bif, write_bif
 from .crf import LinearChainCRF, allowed_transitions, viterbi_decode
 from .factor import DiscreteFactor
 from .inference import Plan, elimination_order, plan
+from .markov import (
+    ISING_2D_CRITICAL_TEMPERATURE,
+    BeliefPropagationResult,
+    IntractableInference,
+    MarkovRandomField,
+    ising_chain_log_partition,
+    magnetization,
+    onsager_magnetization,
+)
 
 __all__ = [
+    "ISING_2D_CRITICAL_TEMPERATURE",
     "BIFError",
     "BayesianNetwork",
+    "BeliefPropagationResult",
     "DiscreteFactor",
     "ImpossibleEvidence",
+    "IntractableInference",
     "LinearChainCRF",
+    "MarkovRandomField",
     "Plan",
     "allowed_transitions",
     "elimination_order",
+    "ising_chain_log_partition",
+    "magnetization",
+    "onsager_magnetization",
     "parse_bif",
     "plan",
     "read_bif",
