@@ -8,10 +8,13 @@
 * :class:`MarkovRandomField`: the undirected model (cycles allowed): exact log Z and
   marginals by contraction, Gibbs sampling from Markov blankets, loopy belief propagation;
   Ising lattices and the fully visible Boltzmann machine.
+* :class:`RBM`, :class:`DBN`, :class:`DBM`: Boltzmann machines with latent variables, trained
+  by CD-k / persistent CD, with exact and AIS log partition functions.
 """
 
 from .bayesnet import BayesianNetwork, ImpossibleEvidence
 from .bif import BIFError, parse_bif, read_bif, write_bif
+from .boltzmann import DBM, DBN, RBM, LogPartition, ais_schedule
 from .crf import LinearChainCRF, allowed_transitions, viterbi_decode
 from .factor import DiscreteFactor
 from .inference import Plan, elimination_order, plan
@@ -26,7 +29,10 @@ from .markov import (
 )
 
 __all__ = [
+    "DBM",
+    "DBN",
     "ISING_2D_CRITICAL_TEMPERATURE",
+    "RBM",
     "BIFError",
     "BayesianNetwork",
     "BeliefPropagationResult",
@@ -34,8 +40,10 @@ __all__ = [
     "ImpossibleEvidence",
     "IntractableInference",
     "LinearChainCRF",
+    "LogPartition",
     "MarkovRandomField",
     "Plan",
+    "ais_schedule",
     "allowed_transitions",
     "elimination_order",
     "ising_chain_log_partition",
