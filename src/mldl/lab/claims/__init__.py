@@ -4,6 +4,15 @@
 smoothing and calibration, normalization, losses), with claims of sections not listed last.
 """
 
-from . import calibration, embeddings, losses, mle, norm_sequence, sequence, smoothing  # noqa: F401
+from . import (  # noqa: F401
+    calibration,
+    embeddings,
+    losses,
+    mle,
+    norm_reparam,
+    norm_sequence,
+    sequence,
+    smoothing,
+)
 
 ORDER = ("mle", "smoothing", "calibration", "losses", "embeddings", "sequence")
