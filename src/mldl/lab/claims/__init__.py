@@ -6,6 +6,7 @@ smoothing and calibration, normalization, losses), with claims of sections not l
 
 from . import (  # noqa: F401
     calibration,
+    crf,
     embeddings,
     losses,
     mle,
@@ -15,4 +16,4 @@ from . import (  # noqa: F401
     smoothing,
 )
 
-ORDER = ("mle", "smoothing", "calibration", "losses", "embeddings", "sequence")
+ORDER = ("mle", "smoothing", "calibration", "losses", "embeddings", "sequence", "crf")
