@@ -48,9 +48,48 @@ def _at_least_float32(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
+class _ChannelMoments(torch.autograd.Function):
+    r"""Per-channel mean and biased variance of an (N, C, *) tensor from ATen's batch-norm
+    statistics kernel (the statistics native BatchNorm computes, in one pass;
+    ``torch.var_mean`` over several dimensions is 3-6x slower on CPU), with the analytic
+    gradient
+    :math:`\partial\mu_c/\partial x = 1/m`,
+    :math:`\partial\sigma_c^2/\partial x = 2(x - \mu_c)/m` (m values per channel), written
+    in differentiable ops so that second derivatives work too."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(x)
+        mean, var = torch.batch_norm_update_stats(x, None, None, 0.0)
+        return mean, var
+
+    @staticmethod
+    def backward(ctx, grad_mean: Tensor, grad_var: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        dims = reduction_dims(x)
+        shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
+        m = x.numel() // x.shape[1]
+        centred = x - x.mean(dims, keepdim=True)
+        return (grad_mean.reshape(shape) + 2 * grad_var.reshape(shape) * centred) / m
+
+
+def channel_moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(mean, biased var)`` over every dimension but 1 of a non-empty (N, C, *) tensor:
+    :class:`_ChannelMoments` on CPU, ``torch.var_mean`` elsewhere (fast there)."""
+    if x.device.type == "cpu" and x.numel() > 0 and x.dtype in (torch.float32, torch.float64):
+        return _ChannelMoments.apply(x)
+    var, mean = torch.var_mean(x, dim=reduction_dims(x), correction=0)
+    return mean, var
+
+
+def batch_mean(x: Tensor) -> Tensor:
+    """Per-channel mean of one process's (N, C, *) batch, in float32 or wider."""
+    return _at_least_float32(x).mean(reduction_dims(x))
+
+
 def local_batch_moments(x: Tensor) -> Moments:
     """Per-channel moments of one process's (N, C, *) batch, computed in float32 or wider."""
-    var, mean = torch.var_mean(_at_least_float32(x), dim=reduction_dims(x), correction=0)
+    mean, var = channel_moments(_at_least_float32(x))
     count = torch.full_like(mean, float(x.shape[0] * spatial_size(x)))
     return Moments(mean, var, count)
 
@@ -62,7 +101,10 @@ def instance_moments(x: Tensor) -> Moments:
     xf = _at_least_float32(x)
     if x.dim() == 2:
         return Moments(xf, torch.zeros_like(xf), torch.ones_like(xf))
-    var, mean = torch.var_mean(xf.flatten(2), dim=2, correction=0)
+    n, c = x.shape[:2]
+    # each (sample, channel) pair is a "channel" of a batch of one
+    mean, var = channel_moments(xf.reshape(1, n * c, -1))
+    mean, var = mean.reshape(n, c), var.reshape(n, c)
     return Moments(mean, var, torch.full_like(mean, float(spatial_size(x))))
 
 

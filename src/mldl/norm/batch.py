@@ -105,7 +105,8 @@ class _BatchStatNorm(nn.Module):
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean.zero_()
-            self.running_var.fill_(1)
+            if self.running_var is not None:  # mean-only batch norm tracks no variance
+                self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 
     def reset_parameters(self) -> None:
@@ -536,10 +537,12 @@ class _MeanOnlyBatchNorm(_BatchStatNorm):
         shape = (1, -1) + (1,) * (input.dim() - 2)
         if self.training and not self.frozen:
             factor = self._average_factor()
-            m = _stats.batch_moments(input, self.process_group, sync=self._sync())
+            if self._sync():
+                mean = _stats.batch_moments(input, self.process_group, sync=True).mean
+            else:  # the variance is never used: the mean alone is one cheap reduction
+                mean = _stats.batch_mean(input)
             with torch.no_grad():
-                self.running_mean.lerp_(m.mean.detach().to(self.running_mean.dtype), factor)
-            mean = m.mean
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), factor)
         else:
             mean = self.running_mean
         out = input - mean.view(shape).to(input.dtype)
