@@ -1,8 +1,8 @@
 """LinearChainCRF against brute-force enumeration of every tag sequence (log Z, NLL, unary and
 pairwise marginals, Viterbi, k-best), with lengths, masks, both layouts and constraints;
 against pytorch-crf (values, gradients, decoded paths); gradcheck; tag-scheme constraints in
-decoding and training; the float64-underflow fallback; TorchScript; input errors. Failing
-tests marked ``LIBRARY BUG`` are bugs found in ``mldl.pgm.crf``."""
+decoding and training; the float64-underflow fallback; TorchScript; input errors. Tests
+marked ``Fixed bug`` are regression tests for bugs these tests found in ``mldl.pgm.crf``."""
 
 from __future__ import annotations
 
@@ -350,7 +350,7 @@ def test_gradcheck_nll(constrained, reduction):
 
 
 def test_second_derivatives_are_right_or_refused():
-    # LIBRARY BUG: _ForwardBackward.backward computes the marginals from tensors saved
+    # Fixed bug: _ForwardBackward.backward computes the marginals from tensors saved
     # without a graph, so a double backward (a gradient penalty, a Hessian-vector product)
     # silently treats them as constants: gradgradcheck fails with a Jacobian mismatch
     # instead of the Function refusing (torch.autograd.function.once_differentiable) or
@@ -526,7 +526,7 @@ def test_float64_underflow_falls_back_to_log_space():
 
 @pytest.mark.parametrize("gap", [700.0, 730.0, 740.0, 744.0, 745.0, 2000.0])
 def test_log_z_is_exact_near_the_float64_underflow_threshold(gap):
-    # LIBRARY BUG: the fallback only catches log Z = -inf. When every reachable tag's scaled
+    # Fixed bug: the fallback only catches log Z = -inf. When every reachable tag's scaled
     # probability is exp(-gap) with 708 < gap < 745.1 (a subnormal float64), it loses most
     # of its bits without reaching 0: log Z is off by 0.002 at gap 740, 0.26 at 744 and 0.57
     # at 745, in float32 and float64 alike (exact at 700 and again past 746, where the
@@ -701,7 +701,7 @@ def test_empty_batch_and_all_empty_sequences():
 
 
 def test_zero_timesteps():
-    # LIBRARY BUG: emissions with T = 0 (a batch of empty sequences, e.g. from a collate of
+    # Fixed bug: emissions with T = 0 (a batch of empty sequences, e.g. from a collate of
     # empty sentences) raise IndexError("index 0 is out of bounds for dimension 1 with size
     # 0") in the forward pass and in Viterbi, instead of the documented zero-length
     # semantics (log Z = 0, loss 0, no tags) or a ValueError naming the argument.
@@ -711,3 +711,10 @@ def test_zero_timesteps():
     assert crf(em, tags, reduction="sum") == 0.0
     paths, scores = crf.decode(em)
     assert paths.shape == (2, 0) and scores.tolist() == [0.0, 0.0]
+
+
+def test_float_mask_is_refused():
+    # Fixed bug: a float mask (0.5) was silently read as "on" through .bool().
+    crf = LinearChainCRF(3)
+    with pytest.raises(TypeError, match="mask"):
+        crf.log_partition(torch.randn(1, 2, 3), torch.tensor([[1.0, 0.5]]))

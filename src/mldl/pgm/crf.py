@@ -112,6 +112,8 @@ def _lengths_from(
     _checks.tensor(mask, "mask", fn)
     if mask.shape != (batch, steps):
         raise ValueError(f"{fn}: mask: expected shape ({batch}, {steps}), got {tuple(mask.shape)}")
+    if mask.is_floating_point() or mask.is_complex():
+        raise TypeError(f"{fn}: mask: expected a bool (or 0/1 integer) tensor, got {mask.dtype}")
     mask = mask.to(device).bool()
     lengths = mask.sum(1)
     prefix = torch.arange(steps, device=device) < lengths[:, None]
@@ -259,13 +261,16 @@ class LinearChainCRF(nn.Module):
     # ------------------------------------------------------------------ the DP, forward
 
     def _log_partition(self, emissions: Tensor, lengths: Tensor) -> Tensor:
+        if emissions.shape[1] == 0:  # a batch of empty sequences: log Z = 0, differentiably
+            return emissions.sum(dim=(1, 2))
         trans, start, end = self._scores()
-        log_z = _ForwardBackward.apply(emissions, trans, start, end, lengths)
+        log_z, lossy = _ForwardBackward.apply(emissions, trans, start, end, lengths)
         if emissions.device.type == "cpu":
-            # The scaled passes run in float64: they underflow only if one step's scores
-            # of reachable tags differ by more than ~700 nats; such rows (none in practice)
-            # are recomputed in log space. Checked on CPU, where asking costs no sync.
-            bad = torch.isneginf(log_z) & (lengths > 0)
+            # The scaled passes run in float64: they lose precision only if one step's
+            # scores of reachable tags differ by more than ~708 nats (a scale below the
+            # smallest normal double); such rows (none in practice) are recomputed in log
+            # space. Checked on CPU, where asking costs no sync.
+            bad = lossy & (lengths > 0)
             if bool(bad.any()):
                 exact = _log_space_log_z(emissions[bad], trans, start, end, lengths[bad])
                 log_z = log_z.masked_scatter(bad, exact)
@@ -274,6 +279,8 @@ class LinearChainCRF(nn.Module):
     def _path_score(self, emissions: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
         trans, start, end = self._scores()
         _b, steps, _ = emissions.shape
+        if steps == 0:
+            return emissions.sum(dim=(1, 2))
         inside = torch.arange(steps, device=tags.device) < lengths[:, None]
         emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
         score = (emit * inside).sum(1)
@@ -335,6 +342,12 @@ class LinearChainCRF(nn.Module):
         emissions, lengths = self._prepare(emissions, mask, lengths, fn)
         trans, start, end = self._scores()
         wide = torch.promote_types(emissions.dtype, torch.float64)
+        b, steps, k = emissions.shape
+        if steps == 0:
+            unary, pairwise = emissions.new_zeros(b, 0, k), emissions.new_zeros(b, 0, k, k)
+            if not self.batch_first:
+                return unary.transpose(0, 1), pairwise.transpose(0, 1)
+            return unary, pairwise
         with torch.no_grad():
             passes = _Passes(
                 emissions.to(wide), trans.to(wide), start.to(wide), end.to(wide), lengths
@@ -387,6 +400,9 @@ def viterbi_decode(
     -1, and scores (B,). Plain tensor code, TorchScript-compilable
     (``torch.jit.script(viterbi_decode)``)."""
     b, steps, k = emissions.shape
+    if steps == 0:
+        empty = torch.full((b, 0), -1, dtype=torch.long, device=emissions.device)
+        return empty, emissions.new_zeros(b)
     score = start.unsqueeze(0) + emissions[:, 0]
     back = torch.zeros(b, steps, k, dtype=torch.long, device=emissions.device)
     for t in range(1, steps):
@@ -432,6 +448,10 @@ def _topk(
     b, steps, n = emissions.shape
     dev = emissions.device
     inf = float("-inf")
+    if steps == 0:  # one (empty) path per sequence, score 0
+        first = torch.arange(k, device=dev).unsqueeze(0) == 0
+        scores = torch.where(first, 0.0, inf).to(emissions.dtype).expand(b, k).clone()
+        return torch.full((b, k, 0), -1, dtype=torch.long, device=dev), scores
     score = torch.full((b, n, k), inf, dtype=emissions.dtype, device=dev)
     score[:, :, 0] = start + emissions[:, 0]
     back_state = torch.zeros(b, steps, n, k, dtype=torch.long, device=dev)
@@ -514,6 +534,10 @@ class _Passes:
             + (self.e_max * live).sum(1)
         )
         self.log_z = torch.where(lengths > 0, log_z, torch.zeros_like(log_z))
+        # a scale or final sum below the smallest normal float is subnormal: its low bits
+        # are gone (or it is 0), and log Z with them
+        tiny = torch.finfo(emissions.dtype).tiny
+        self.lossy = ((scale < tiny) & live).any(1) | (self.z_end < tiny)
 
     def _betas(self):
         _b, steps, _k = self.P.shape
@@ -576,20 +600,27 @@ def _log_space_log_z(emissions, trans, start, end, lengths) -> Tensor:
 
 
 class _ForwardBackward(torch.autograd.Function):
-    """log Z by the scaled forward pass (in float64); its gradient by the backward pass, in
-    closed form: the emissions get the unary marginals, the transitions the expected
-    transition counts, start and end the first and last marginals (each times the incoming
-    gradient). Rows whose incoming gradient is 0 get exactly 0."""
+    """log Z by the scaled forward pass (in float64), and which rows lost precision to
+    subnormal scales; its gradient by the backward pass, in closed form: the emissions get
+    the unary marginals, the transitions the expected transition counts, start and end the
+    first and last marginals (each times the incoming gradient). Rows whose incoming
+    gradient is 0 get exactly 0. Under ``create_graph`` (second derivatives: gradient
+    penalties, Hessian-vector products) the gradient is instead autograd's through
+    :func:`_log_space_log_z`, itself differentiable."""
 
     @staticmethod
     def forward(ctx, emissions, trans, start, end, lengths):
         wide = torch.promote_types(emissions.dtype, torch.float64)
         passes = _Passes(emissions.to(wide), trans.to(wide), start.to(wide), end.to(wide), lengths)
         ctx.passes, ctx.dtypes = passes, (emissions.dtype, trans.dtype)
-        return passes.log_z.to(emissions.dtype)
+        ctx.save_for_backward(emissions, trans, start, end, lengths)
+        ctx.mark_non_differentiable(passes.lossy)
+        return passes.log_z.to(emissions.dtype), passes.lossy
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad, _grad_lossy):
+        if torch.is_grad_enabled():
+            return _ForwardBackward._differentiable_backward(ctx, grad)
         passes = ctx.passes
         g = grad.to(passes.alpha.dtype) * (passes.lengths > 0)
         use = g != 0
@@ -610,3 +641,16 @@ class _ForwardBackward(torch.autograd.Function):
             final = torch.where(use[:, None], unary[b, last] * g[:, None], 0.0)
             grad_end = final.sum(0).to(t_dtype)
         return grad_e, grad_trans, grad_start, grad_end, None
+
+    @staticmethod
+    def _differentiable_backward(ctx, grad):
+        *inputs, lengths = ctx.saved_tensors
+        wanted = [i for i, need in enumerate(ctx.needs_input_grad[:4]) if need]
+        log_z = _log_space_log_z(*inputs, lengths)
+        grads = torch.autograd.grad(
+            log_z, [inputs[i] for i in wanted], grad, create_graph=True, allow_unused=True
+        )
+        out: list[Tensor | None] = [None] * 5
+        for i, g in zip(wanted, grads, strict=True):
+            out[i] = torch.zeros_like(inputs[i]) if g is None else g
+        return tuple(out)
