@@ -10,10 +10,23 @@ from . import (  # noqa: F401
     embeddings,
     losses,
     mle,
+    norm_batch,
     norm_reparam,
     norm_sequence,
     sequence,
     smoothing,
 )
 
-ORDER = ("mle", "smoothing", "calibration", "losses", "embeddings", "sequence", "crf")
+ORDER = (
+    "mle",
+    "bn",
+    "mrf",
+    "boltzmann",
+    "crf",
+    "smoothing",
+    "calibration",
+    "norm",
+    "losses",
+    "embeddings",
+    "sequence",
+)
