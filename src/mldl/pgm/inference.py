@@ -130,14 +130,8 @@ class Plan:
             out_id = len(self.scopes) + k
             ins = [live.pop(i) for i in step.inputs]
             bat = [has_batch.pop(i) for i in step.inputs]
-            letter = {v: _LETTERS[j] for j, v in enumerate({*step.scope, step.var})}
             any_batch = any(bat)
-            lhs = ",".join(
-                (_BATCH if b else "") + "".join(letter[v] for v in sc)
-                for sc, b in zip(step.input_scopes, bat, strict=True)
-            )
-            rhs = (_BATCH if any_batch else "") + "".join(letter[v] for v in step.scope)
-            out = torch.einsum(f"{lhs}->{rhs}", *ins)
+            out = _sum_product(ins, step.input_scopes, bat, step.scope, step.var)
             # rescale to sum 1 per row: no underflow, and the scale is part of the graph
             if any_batch:
                 total = out.reshape(out.shape[0], math.prod(out.shape[1:])).sum(1)
@@ -184,6 +178,31 @@ class Plan:
             index = [rows] + [assignment[:, v] for v in step.scope]
             assignment[:, step.var] = arg[tuple(index)]
         return assignment, total
+
+
+def _sum_product(ins, scopes, batched, keep, var) -> Tensor:
+    r""":math:`\sum_{var} \prod_i t_i` onto the scope ``keep``, folding left to right in
+    two-operand einsums (the last one sums ``var`` out): every intermediate stays within the
+    clique (``keep`` plus ``var``), and no contraction-path search runs (``torch.einsum``
+    asks opt_einsum for a path whenever it gets three operands or more, which costs more
+    than the contraction itself on grids)."""
+    letter = {v: _LETTERS[j] for j, v in enumerate({*keep, var})}
+
+    def spec(scope, batch):
+        return (_BATCH if batch else "") + "".join(letter[v] for v in scope)
+
+    acc, acc_scope, acc_batch = ins[0], tuple(scopes[0]), batched[0]
+    if len(ins) == 1:
+        return torch.einsum(f"{spec(acc_scope, acc_batch)}->{spec(keep, acc_batch)}", acc)
+    for k in range(1, len(ins)):
+        batch = acc_batch or batched[k]
+        if k == len(ins) - 1:
+            out_scope = tuple(keep)
+        else:
+            out_scope = acc_scope + tuple(v for v in scopes[k] if v not in acc_scope)
+        eq = f"{spec(acc_scope, acc_batch)},{spec(scopes[k], batched[k])}->{spec(out_scope, batch)}"
+        acc, acc_scope, acc_batch = torch.einsum(eq, acc, ins[k]), out_scope, batch
+    return acc
 
 
 def _safe(total: Tensor) -> Tensor:
