@@ -451,10 +451,9 @@ def test_ais_schedule():
         assert betas[0] == 0 and betas[-1] == 1 and (betas[1:] >= betas[:-1]).all()
 
 
-# LIBRARY BUG: ais_schedule(3) (the smallest n_betas accepted) is [0, 0.5, 0.9]: it never
+# Fixed bug: ais_schedule(3) (the smallest n_betas accepted) is [0, 0.5, 0.9]: it never
 # reaches beta = 1 (the last segment gets one point, and linspace(0.9, 1, 1) is [0.9]), so
 # log_partition("ais", n_betas=3) estimates the log Z of the model at temperature 1/0.9.
-@pytest.mark.xfail(strict=True, reason="ais_schedule(3) ends at 0.9, not 1")
 def test_smallest_ais_schedule_ends_at_one():
     betas = ais_schedule(3)
     assert betas[0] == 0 and betas[-1] == 1
@@ -823,9 +822,8 @@ def test_dbn_samples_follow_the_generative_model():
     _frequencies_match(samples, p_v)
 
 
-# LIBRARY BUG: DBN.sample(mean=True) returns binary draws, not E[v | h], when the DBN has a
+# Fixed bug: DBN.sample(mean=True) returns binary draws, not E[v | h], when the DBN has a
 # single RBM: the mean is only applied inside the down pass, which is empty for one RBM.
-@pytest.mark.xfail(strict=True, reason="one-RBM DBN.sample ignores mean=True (returns draws)")
 def test_single_rbm_dbn_sample_mean_returns_probabilities():
     dbn = DBN([6, 4], generator=0, dtype=F64)
     with torch.no_grad():
@@ -1006,10 +1004,9 @@ def test_load_state_dict_restores_hyper_parameters_into_an_existing_model():
     assert other_dbm.config() == dbm.config()
 
 
-# LIBRARY BUG: DBN.set_extra_state ignores the saved rbm_options (and visible), so after
+# Fixed bug: DBN.set_extra_state ignores the saved rbm_options (and visible), so after
 # load_state_dict a DBN's own record (rbm_options, its state_dict's config) keeps the values it
 # was built with, while its RBMs took the loaded ones.
-@pytest.mark.xfail(strict=True, reason="DBN.load_state_dict leaves rbm_options stale")
 def test_dbn_load_state_dict_restores_its_options():
     dbn = DBN([6, 4, 3], learning_rate=0.3, k=2)
     other = DBN([6, 4, 3])
@@ -1018,9 +1015,8 @@ def test_dbn_load_state_dict_restores_its_options():
     assert other.rbm_options == dbn.rbm_options
 
 
-# LIBRARY BUG (arguable): from_state_dict builds the default dtype whatever the state holds,
+# Fixed bug: from_state_dict builds the default dtype whatever the state holds,
 # so a float64 model comes back as float32 (different outputs) unless dtype= is passed again.
-@pytest.mark.xfail(strict=True, reason="from_state_dict does not keep the saved dtype")
 def test_from_state_dict_keeps_the_dtype():
     rbm = RBM(6, 4, dtype=F64, generator=0)
     loaded = RBM.from_state_dict(_roundtrip(rbm))

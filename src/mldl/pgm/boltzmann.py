@@ -121,9 +121,11 @@ def ais_schedule(n_betas: int, *, dtype=torch.float64, device=None) -> Tensor:
     (500/14,500 of them below 0.5, 4,000/14,500 below 0.9), so that most of them sit where the
     distributions change fastest."""
     n_betas = _checks.integer(n_betas, "n_betas", "ais_schedule", low=3)
-    n1 = max(1, round(n_betas * 500 / 14500))
-    n2 = max(1, round(n_betas * 4000 / 14500))
-    n3 = max(1, n_betas - n1 - n2)
+    if n_betas < 30:  # too few points to shape: evenly spaced, 0 and 1 included
+        return torch.linspace(0.0, 1.0, n_betas, dtype=dtype, device=device)
+    n1 = round(n_betas * 500 / 14500)
+    n2 = round(n_betas * 4000 / 14500)
+    n3 = n_betas - n1 - n2  # >= 20: the last segment ends at 1
     parts = [
         torch.linspace(0.0, 0.5, n1 + 1, dtype=dtype, device=device)[:-1],
         torch.linspace(0.5, 0.9, n2 + 1, dtype=dtype, device=device)[:-1],
@@ -511,9 +513,10 @@ class RBM(nn.Module):
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, Any], **factory) -> RBM:
         """An RBM rebuilt from ``state_dict()`` (e.g. ``torch.load(path, weights_only=True)``),
-        hyper-parameters included."""
+        hyper-parameters included (device and dtype those of the saved tensors unless
+        given)."""
         config = _config_of(state_dict, "RBM")
-        model = cls(**config, **factory)
+        model = cls(**config, **_factory_of(state_dict, factory))
         model.load_state_dict(state_dict)
         return model
 
@@ -850,6 +853,7 @@ def _check_values(x: Tensor, kind: str, name: str, fn: str) -> None:
     """Finite, and within [0, 1] for Bernoulli units."""
     if x.numel() == 0:
         return
+    x = x.detach()
     if not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ValueError(f"{fn}: {name}: expected finite values, got {x[tuple(bad)]} at {bad}")
@@ -877,6 +881,17 @@ def _ascend(params, grads, velocity, lr, momentum, decays) -> list[Tensor]:
         else:
             p.data.add_(g, alpha=lr)
     return velocity
+
+
+def _factory_of(state_dict: dict[str, Any], factory: dict[str, Any]) -> dict[str, Any]:
+    """``device`` and ``dtype`` for a rebuilt model: as given, else those of the saved
+    tensors."""
+    saved = next((v for v in state_dict.values() if isinstance(v, Tensor)), None)
+    out = dict(factory)
+    if saved is not None:
+        out.setdefault("dtype", saved.dtype)
+        out.setdefault("device", saved.device)
+    return out
 
 
 def _config_of(state_dict: dict[str, Any], expected: str) -> dict[str, Any]:
@@ -976,11 +991,19 @@ class DBN(nn.Module):
                 f"DBN.load_state_dict: the state is for layer_sizes={config['layer_sizes']}, "
                 f"this model has {self.layer_sizes}; build it with DBN.from_state_dict"
             )
+        if "visible" in config and config["visible"] != self.visible:
+            raise ValueError(
+                f"DBN.load_state_dict: the state is for visible={config['visible']!r}, this "
+                f"model has visible={self.visible!r}; build it with DBN.from_state_dict"
+            )
+        # the RBMs restore their own hyper-parameters; the options they were built with follow
+        self.rbm_options = {k: v for k, v in config.items() if k not in ("layer_sizes", "visible")}
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, Any], **factory) -> DBN:
-        """A DBN rebuilt from ``state_dict()``, hyper-parameters included."""
-        model = cls(**_config_of(state_dict, "DBN"), **factory)
+        """A DBN rebuilt from ``state_dict()``, hyper-parameters included (device and dtype
+        those of the saved tensors unless given)."""
+        model = cls(**_config_of(state_dict, "DBN"), **_factory_of(state_dict, factory))
         model.load_state_dict(state_dict)
         return model
 
@@ -1018,7 +1041,7 @@ class DBN(nn.Module):
         fn = "DBN.sample"
         top = self.rbms[-1]
         g = _generator(generator, top.weight.device, fn)
-        x = top.sample(n, steps, generator=g)
+        x = top.sample(n, steps, generator=g, mean=mean and len(self.rbms) == 1)
         for rbm in reversed(self.rbms[:-1]):
             h = x
             x = rbm._visible_mean(h) if (mean and rbm is self.rbms[0]) else rbm._draw_visible(h, g)
@@ -1180,8 +1203,9 @@ class DBM(nn.Module):
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, Any], **factory) -> DBM:
-        """A DBM rebuilt from ``state_dict()``, hyper-parameters included."""
-        model = cls(**_config_of(state_dict, "DBM"), **factory)
+        """A DBM rebuilt from ``state_dict()``, hyper-parameters included (device and dtype
+        those of the saved tensors unless given)."""
+        model = cls(**_config_of(state_dict, "DBM"), **_factory_of(state_dict, factory))
         model.load_state_dict(state_dict)
         return model
 
