@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -30,6 +31,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device")
     p.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="claims run in this many processes at once, one thread each (default: 2, or 1 "
+        "on a 1-core machine)",
+    )
     p.set_defaults(handler=main)
 
 
@@ -49,7 +57,10 @@ def main(args: argparse.Namespace) -> int:
     profile = args.profile or ("full" if args.full else "quick")
     context = Context(profile, torch.device(args.device), args.seed, progress=not args.quiet)
     start = time.perf_counter()
-    results = run(claims, context)
+    if args.jobs < 1:
+        print(f"mldl lab: --jobs: expected at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    results = run(claims, context, jobs=args.jobs)
     from . import report
 
     meta = {

@@ -1,9 +1,13 @@
-"""Run claims: each in turn, seeded, timed, an error caught and reported as such."""
+"""Run claims: each seeded, timed, an error caught and reported as such; in turn, or spread
+over worker processes (``jobs``), with the same numbers either way."""
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +21,7 @@ class Result:
     """One claim's outcome. ``verdict`` is one of the verdicts, or ``'error'`` when the
     experiment or its decision raised (``error`` then holds the traceback)."""
 
-    claim: Claim
+    claim: Claim | None  # None only while crossing from a worker process
     verdict: str
     reason: str
     numbers: dict[str, Any]
@@ -87,11 +91,38 @@ def run_claim(claim: Claim, context: Context) -> Result:
     return result
 
 
-def run(claims: list[Claim], context: Context) -> list[Result]:
-    """Run the claims in order with a progress bar over them (when the context shows one)."""
-    return [
-        run_claim(claim, context) for claim in context.steps(claims, "claims", total=len(claims))
-    ]
+def run(claims: list[Claim], context: Context, jobs: int = 1) -> list[Result]:
+    """Run the claims with a progress bar over them (when the context shows one) and return
+    their results in the claims' order: in this process when ``jobs`` is 1, else in
+    ``jobs`` worker processes (each claim still on one thread, seeded as here, so the numbers
+    are the same; the workers show no inner progress bars)."""
+    if jobs <= 1 or len(claims) <= 1:
+        return [run_claim(c, context) for c in context.steps(claims, "claims", total=len(claims))]
+    quiet = dataclasses.replace(context, progress=False)
+    done: dict[str, Result] = {}
+    # spawn, not fork: a forked child of a process that has run OpenMP threads can hang
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(claims)), mp_context=spawn) as pool:
+        futures = {pool.submit(_run_in_worker, c.id, quiet): c for c in claims}
+        for future in context.steps(as_completed(futures), "claims", total=len(claims)):
+            claim = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # the worker itself died (killed, out of memory)
+                result = Result(
+                    None, "error", f"worker failed: {exc!r}", {}, error=traceback.format_exc()
+                )
+            result.claim = claim
+            done[claim.id] = result
+    return [done[c.id] for c in claims]
+
+
+def _run_in_worker(claim_id: str, context: Context) -> Result:
+    """One claim in a worker process; the result travels back without the claim (its
+    functions stay where they are registered)."""
+    result = run_claim(load_claims()[claim_id], context)
+    result.claim = None
+    return result
 
 
 def _close_figures(result: Result) -> None:
