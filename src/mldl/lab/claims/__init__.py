@@ -5,6 +5,7 @@ smoothing and calibration, normalization, losses), with claims of sections not l
 """
 
 from . import (  # noqa: F401
+    boltzmann,
     calibration,
     crf,
     embeddings,
@@ -13,6 +14,7 @@ from . import (  # noqa: F401
     norm_batch,
     norm_reparam,
     norm_sequence,
+    pgm,
     sequence,
     smoothing,
 )
