@@ -711,6 +711,24 @@ def update_model():
     return rbm, batch
 
 
+@pytest.mark.parametrize("visible, sigma", [("bernoulli", 1.0), ("gaussian", 2.0)])
+def test_plain_step_in_place_equals_the_general_update(visible, sigma):
+    # Without momentum, decay or sparsity, _update adds the scaled sums in place; any of the
+    # three routes it through _ascend instead. A weight decay of 1e-300 changes no float64
+    # gradient entry, so both routes must take the same step from the same draws.
+    rbm = _random_rbm(6, 4, seed=22, visible=visible, sigma=sigma, method="pcd", k=2)
+    g = torch.Generator().manual_seed(6)
+    batch = torch.bernoulli(torch.full((30, 6), 0.5, dtype=F64), generator=g)
+    fast, general = _twin(rbm), _twin(rbm, weight_decay=1e-300)
+    for seed in (7, 8):  # the second step runs from the persistent chains
+        fast.partial_fit(batch, generator=seed)
+        general.partial_fit(batch, generator=seed)
+    for a, b in zip(fast.parameters(), general.parameters(), strict=True):
+        _close(a, b)
+    before = list(rbm.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(fast.parameters(), before, strict=True))
+
+
 def test_momentum_adds_the_previous_step(update_model):
     rbm, batch = update_model
     mu = 0.7

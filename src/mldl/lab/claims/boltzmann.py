@@ -151,8 +151,7 @@ def _mosaic(images: Tensor, cols: int, normalise: bool = False) -> Tensor:
 def _show(ax, mosaic: Tensor, title: str, *, signed: bool = False) -> None:
     import matplotlib
 
-    cmap = matplotlib.colormaps["RdBu_r" if signed else "gray_r"].copy()
-    cmap.set_bad("white")
+    cmap = matplotlib.colormaps["RdBu_r" if signed else "gray_r"].with_extremes(bad="white")
     lo, hi = (-1.0, 1.0) if signed else (0.0, 1.0)
     ax.imshow(mosaic.numpy(), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
     ax.set_title(title)
