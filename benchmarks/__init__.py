@@ -5,4 +5,4 @@ measures with :mod:`benchmarks._harness` and returns the Markdown of its section
 RESULTS.md; list ``NAME`` in :data:`MODULES`. Run from the repository root.
 """
 
-MODULES = ("losses", "cross_entropy", "norms")
+MODULES = ("losses", "cross_entropy", "norms", "crf", "bayesnet", "boltzmann")
