@@ -182,6 +182,9 @@ def calibration_error(
     fn = "calibration_error"
     n_bins = _check_options(n_bins, norm, binning, fn)
     _checks.one_of(kind, KINDS, "kind", fn)
+    # a metric, not a training loss: the binning is piecewise constant, so no gradient
+    # (and no autograd graph kept alive by probabilities that came from a model)
+    probs = probs.detach() if isinstance(probs, Tensor) else probs
     confidence, correct = _top_label(probs, target, fn)
     if kind == "top_label":
         error = _error(_binned(confidence, correct, _edges(confidence, n_bins, binning)), norm)

@@ -23,6 +23,7 @@ tags.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -435,7 +436,11 @@ def _compiled_viterbi():
     without Python's per-op overhead: ~30% faster at T=100), or as is if that fails."""
     if not _VITERBI:
         try:
-            _VITERBI.append(torch.jit.script(viterbi_decode))
+            # an internal speed-up: torch 2.10+ deprecates torch.jit.script, which is no
+            # concern of the caller's, so its warning is not passed on
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                _VITERBI.append(torch.jit.script(viterbi_decode))
         except Exception:  # pragma: no cover - TorchScript unavailable
             _VITERBI.append(viterbi_decode)
     return _VITERBI[0]
