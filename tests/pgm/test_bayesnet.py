@@ -338,6 +338,15 @@ def test_query_of_one_variable_and_of_an_observed_one():
     assert torch.allclose(q.values[0], want, atol=TOL, rtol=0)
 
 
+def test_query_refuses_a_batch_of_evidence_rows():
+    # one probe table for the query: several rows would add their posteriors into it
+    bn = load("asia")
+    with pytest.raises(ValueError, match=r"query: evidence: expected one evidence row.*2 rows"):
+        bn.query(["lung"], {"dysp": torch.tensor([0, 1])})
+    one = bn.query(["lung"], {"dysp": torch.tensor([0])})  # a batch of one is one row
+    assert torch.allclose(one.values, bn.query(["lung"], {"dysp": "yes"}).values)
+
+
 def test_alarm_posteriors_are_distributions_and_consistent():
     """alarm is too large for brute force (about 10^16 assignments): what can still be checked
     exactly is that each posterior is a distribution, that observed variables are one-hot,
@@ -639,8 +648,12 @@ def test_em_is_monotone_and_recovers_the_cpts():
     for v in truth.variables:
         # the smallest parent configuration has about 1100 rows: 0.05 is over 3 sigma
         assert torch.allclose(bn.cpts[v], truth.cpts[v], atol=0.05), (v, bn.cpts[v])
-    # the last entry is the data's log-likelihood under the CPTs before the last update
-    assert history[-1] <= float(bn.log_prob(data).sum()) + 1e-6
+    # the first entry is the starting CPTs' log-likelihood, the last the fitted CPTs'
+    assert history[-1] == pytest.approx(float(bn.log_prob(data).sum()), rel=1e-12)
+    start_bn = BayesianNetwork(
+        truth.states, truth.parents, {v: s / s.sum(-1, keepdim=True) for v, s in start.items()}
+    )
+    assert history[0] == pytest.approx(float(start_bn.log_prob(data).sum()), rel=1e-12)
 
 
 def test_fit_data_errors():

@@ -478,14 +478,19 @@ def test_fully_visible_boltzmann_machine_matches_its_definition():
     energy = -0.5 * torch.einsum("bi,ij,bj->b", xf, W, xf) - xf @ b
     torch.testing.assert_close(bm.energy(x), energy, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(bm.log_partition(), torch.logsumexp(-energy, 0), rtol=1e-12, atol=0)
-    # learning signal: ∂ log Z / ∂W_ij = E[x_i x_j] (i < j; W_ji is the same parameter here)
+    # learning signal, from the definition's ½ xᵀWx: ∂ log Z / ∂W_ij = E[x_i x_j] / 2 for
+    # every i ≠ j (symmetric, so a gradient step keeps W symmetric), the zero entry included
+    # (W requires grad: every pair gets a factor, so W_03 learns too); 0 on the diagonal
     Wg = W.clone().requires_grad_()
     bm2 = MarkovRandomField.fully_visible_boltzmann_machine(Wg, b)
+    assert len(bm2.edges()) == n * (n - 1) // 2
+    torch.testing.assert_close(bm2.log_partition(), bm.log_partition(), rtol=1e-12, atol=0)
     (grad,) = torch.autograd.grad(bm2.log_partition(), Wg)
     p = torch.softmax(-energy, 0)
     second = torch.einsum("b,bi,bj->ij", p, xf, xf)
-    upper = torch.triu(torch.ones(n, n, dtype=torch.bool), 1) & (W != 0)
-    torch.testing.assert_close(grad[upper], second[upper], rtol=1e-10, atol=1e-12)
+    off = ~torch.eye(n, dtype=torch.bool)
+    torch.testing.assert_close(grad[off], second[off] / 2, rtol=1e-10, atol=1e-12)
+    assert torch.equal(grad.diagonal(), torch.zeros(n, dtype=F64))
 
 
 def test_boltzmann_machine_bad_parameters():

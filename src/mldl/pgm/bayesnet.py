@@ -400,6 +400,12 @@ class BayesianNetwork:
         if unknown:
             raise ValueError(f"{fn}: variables: unknown {unknown}")
         rows = self.evidence_tensor(dict(evidence or {}))
+        if rows.shape[0] != 1:
+            # the probe's gradient would add the rows' posteriors into one table
+            raise ValueError(
+                f"{fn}: evidence: expected one evidence row (a dict of states), got "
+                f"{rows.shape[0]} rows; use posterior_marginals for a batch"
+            )
         keep = self._ancestors(set(variables) | {v for v in (evidence or {})})
         ix = {v: i for i, v in enumerate(self.variables)}
         order_vars = [v for v in self.variables if v in keep]
@@ -557,14 +563,17 @@ class BayesianNetwork:
     ) -> list[float]:
         """Expectation-maximisation from the current CPTs: repeat (expected counts, then
         normalised counts plus ``pseudo``) until the log-likelihood gains less than ``tol``
-        per row. Returns the log-likelihood after each iteration (non-decreasing)."""
+        per row. Returns the data's log-likelihood under the starting CPTs, then after each
+        iteration (non-decreasing without ``pseudo``); the last entry is the fitted CPTs'."""
         pseudo = pseudo if pseudo is not None else dict.fromkeys(self.variables, 0.0)
         max_iter = _checks.integer(max_iter, "max_iter", "BayesianNetwork.fit_em", low=1)
-        history: list[float] = []
+        counts, ll = self.expected_counts(data)
+        history: list[float] = [float(ll)]
         for _ in range(max_iter):
+            self._set_from_counts(counts, pseudo)
+            # this E-step's log-likelihood is the updated CPTs' (and its counts the next M's)
             counts, ll = self.expected_counts(data)
             history.append(float(ll))
-            self._set_from_counts(counts, pseudo)
-            if len(history) > 1 and history[-1] - history[-2] < tol * len(data):
+            if history[-1] - history[-2] < tol * len(data):
                 break
         return history

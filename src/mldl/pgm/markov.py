@@ -1200,9 +1200,12 @@ class MarkovRandomField:
             \qquad E(x) = -\tfrac12 x^\top W x - b^\top x,
 
         with W symmetric and zero on the diagonal (:math:`x_i^2 = x_i`, so a diagonal
-        would only move the bias). Built as one factor :math:`W_{ij} x_i x_j` per pair
-        with :math:`W_{ij} \neq 0` (the graph is W's sparsity pattern) and one
-        :math:`b_i x_i` per unit. Gradients flow to ``W`` and ``b`` when they require grad.
+        would only move the bias). Built as one factor
+        :math:`\tfrac12 (W_{ij} + W_{ji}) x_i x_j` per pair with :math:`W_{ij} \neq 0` (the
+        graph is W's sparsity pattern; every pair when ``W`` requires grad, so that a zero
+        coupling still gets its gradient) and one :math:`b_i x_i` per unit. Gradients flow
+        to ``W`` and ``b`` when they require grad, and the gradient of ``W`` is symmetric:
+        a gradient step keeps ``W`` a valid coupling matrix.
 
         Shape:
             ``W``: ``(n, n)``, ``b``: ``(n,)``; variables ``x0 .. x{n-1}`` (or ``names``),
@@ -1243,11 +1246,13 @@ class MarkovRandomField:
         kwargs.setdefault("device", W.device)
         W, b = W.to(dtype), b.to(dtype)
         zero = W.new_zeros(())
+        coupling = (W + W.T) / 2  # its gradient reaches W_ij and W_ji alike
+        every_pair = W.requires_grad
         factors = [
-            ((names[i], names[j]), torch.stack([zero, zero, zero, W[i, j]]).reshape(2, 2))
+            ((names[i], names[j]), torch.stack([zero, zero, zero, coupling[i, j]]).reshape(2, 2))
             for i in range(n)
             for j in range(i + 1, n)
-            if float(w[i, j]) != 0.0
+            if every_pair or float(w[i, j]) != 0.0
         ]
         factors += [((names[i],), torch.stack([zero, b[i]])) for i in range(n)]
         kwargs.setdefault("name", "boltzmann_machine")
