@@ -1301,3 +1301,47 @@ def test_model_and_data_on_different_devices_or_dtypes():
     if torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"RBM.free_energy: v is on cuda"):
             rbm.free_energy(torch.rand(2, 6, device="cuda"))
+
+
+# ------------------------------------------------- training state across .to() and options
+
+
+def test_casting_moves_the_training_state_with_the_parameters():
+    """Fixed bug: .double() left the persistent chains and momentum buffers in float32 (and
+    .to(device) would leave them behind), so training after a cast mixed dtypes."""
+    x = (torch.rand(40, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    rbm = RBM(6, 4, method="pcd", momentum=0.5, sparsity_target=0.1, sparsity_cost=0.1)
+    rbm.fit(x, 1, generator=1, progress=False)
+    rbm.double()
+    assert rbm._chains.dtype == F64 and rbm._activity.dtype == F64
+    assert all(u.dtype == F64 for u in rbm._velocity)
+    chains = rbm._chains.clone()
+    rbm.partial_fit(x.double(), generator=2)  # resumes from the same (cast) chains
+    assert rbm._chains.shape == chains.shape and torch.isfinite(rbm.weight).all()
+
+    dbm = DBM([6, 4, 3], batch_size=10, n_chains=8, momentum=0.5, generator=0)
+    dbm.fit(x, epochs=1, pretrain_epochs=0, generator=1, progress=False)
+    dbm.double()
+    assert all(c.dtype == F64 for c in dbm._chains)
+    assert all(u.dtype == F64 for u in dbm._velocity)
+
+
+def test_dbm_changing_n_chains_restarts_the_chains():
+    """Fixed bug: the old chains were kept while the update divided by the new count."""
+    x = (torch.rand(40, 6, generator=torch.Generator().manual_seed(1)) < 0.5).double()
+    dbm = DBM([6, 4, 3], batch_size=10, n_chains=20, generator=0, dtype=F64)
+    dbm.fit(x, epochs=1, pretrain_epochs=0, generator=1, progress=False)
+    assert dbm._chains[0].shape[0] == 20
+    dbm.n_chains = 5
+    dbm.fit(x, epochs=1, pretrain_epochs=0, generator=2, progress=False)
+    assert [c.shape[0] for c in dbm._chains] == [5, 5, 5]
+
+
+def test_from_sklearn_takes_a_dtype():
+    sklearn = pytest.importorskip("sklearn.neural_network")
+    data = np.random.default_rng(0).random((20, 6))
+    est = sklearn.BernoulliRBM(n_components=3, n_iter=1, random_state=0).fit(data)
+    assert RBM.from_sklearn(est).weight.dtype == F64
+    rbm32 = RBM.from_sklearn(est, dtype=torch.float32)
+    assert rbm32.weight.dtype == torch.float32
+    assert np.allclose(rbm32.weight.detach().numpy(), est.components_.T, atol=1e-6)

@@ -528,13 +528,19 @@ class RBM(nn.Module):
     def from_sklearn(cls, estimator, **kwargs) -> RBM:
         """The RBM of a fitted scikit-learn ``BernoulliRBM`` (its ``components_`` are
         :math:`W^\\top`), to evaluate it with this module's exact measures."""
+        kwargs.setdefault("dtype", torch.float64)  # sklearn's own precision, by default
         weight = torch.as_tensor(estimator.components_, dtype=torch.float64).T
-        model = cls(weight.shape[0], weight.shape[1], dtype=torch.float64, **kwargs)
+        model = cls(weight.shape[0], weight.shape[1], **kwargs)
         with torch.no_grad():
             model.weight.copy_(weight)
             model.visible_bias.copy_(torch.as_tensor(estimator.intercept_visible_))
             model.hidden_bias.copy_(torch.as_tensor(estimator.intercept_hidden_))
         return model
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        _apply_to_state(self, fn, ("_chains", "_velocity", "_activity"))
+        return out
 
     def extra_repr(self) -> str:
         return (
@@ -907,6 +913,18 @@ def _ascend(params, grads, velocity, lr, momentum, decays) -> list[Tensor]:
     return velocity
 
 
+def _apply_to_state(module: nn.Module, fn, names: tuple[str, ...]) -> None:
+    """Apply ``.to()``/``.double()``/``.cuda()``'s ``fn`` to the training state kept outside
+    the parameters (persistent chains, momentum buffers, running activity), so that training
+    resumes where it was, on the new device and in the new dtype."""
+    for name in names:
+        value = getattr(module, name)
+        if isinstance(value, Tensor):
+            setattr(module, name, fn(value))
+        elif isinstance(value, list):
+            setattr(module, name, [fn(t) for t in value])
+
+
 def _factory_of(state_dict: dict[str, Any], factory: dict[str, Any]) -> dict[str, Any]:
     """``device`` and ``dtype`` for a rebuilt model: as given, else those of the saved
     tensors."""
@@ -1121,7 +1139,7 @@ class DBM(nn.Module):
     * the data-dependent expectations come from mean-field inference,
       :math:`\mu_l \leftarrow \sigma(b_l + \mu_{l-1} W_{l-1} + W_l \mu_{l+1})` with v clamped;
     * the model's from persistent chains (``n_chains``) advanced by ``k`` sweeps that sample
-      the odd layers, then the even ones.
+      the even layers, then the odd ones.
 
     Evaluation: :meth:`log_partition` (exact over the smaller parity, or AIS over the even
     layers with the odd ones summed out) and :meth:`lower_bound`, the variational bound
@@ -1232,6 +1250,11 @@ class DBM(nn.Module):
         model = cls(**_config_of(state_dict, "DBM"), **_factory_of(state_dict, factory))
         model.load_state_dict(state_dict)
         return model
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        _apply_to_state(self, fn, ("_chains", "_velocity"))
+        return out
 
     def extra_repr(self) -> str:
         return f"layer_sizes={self.layer_sizes}, k={self.k}, n_chains={self.n_chains}"
@@ -1451,8 +1474,9 @@ class DBM(nn.Module):
         """One SML step: mean-field statistics for the data, persistent chains for the model."""
         layers = self._layers()
         mu = self._mean_field(v, self.n_mean_field)
-        if self._chains is None or self._chains[0].dtype != v.dtype:
-            self._chains = self._random_states(self.n_chains, g)
+        chains = self._chains
+        if chains is None or chains[0].shape[0] != self.n_chains or chains[0].dtype != v.dtype:
+            self._chains = self._random_states(self.n_chains, g)  # new, or n_chains changed
         odd_means: dict[int, Tensor] = {}
         for _ in range(self.k):
             odd_means = _sweep(layers, self._chains, g)
