@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         bn = BayesianNetwork.read_bif(args.network)
         if args.action == "info":
-            return _info(bn)
+            return _info(bn, args.network)
         if args.action == "query":
             return _query(bn, args)
         return _sample(bn, args)
@@ -73,10 +73,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
 
-def _info(bn: BayesianNetwork) -> int:
+def _info(bn: BayesianNetwork, path: Path) -> int:
     edges = sum(len(p) for p in bn.parents.values())
     full = bn.full_table_parameters()
-    print(f"{bn.name}: {len(bn.variables)} variables, {edges} edges")
+    # bnlearn's files all say "network unknown": the file's name says more
+    name = bn.name if bn.name and bn.name != "unknown" else path.name.split(".")[0]
+    print(f"{name}: {len(bn.variables)} variables, {edges} edges")
     print(
         f"parameters: {bn.num_parameters():,} (the unstructured table over all variables "
         f"needs {full:,}, about 10^{len(str(full)) - 1})"
