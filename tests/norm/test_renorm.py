@@ -10,6 +10,8 @@ weight-norm paper's gradient (the batch mean of the output gradient subtracted).
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -54,6 +56,7 @@ def test_batch_renorm_matches_reference_with_clipping(cls, shape):
     renorm_mean[3] -= 3.0 * var_b[3].sqrt()
     renorm_var = var_b * torch.tensor([1.5, 0.05, 20.0, 1.0], dtype=F64)
     _set_renorm_stats(layer, renorm_mean, renorm_var)
+    twin = copy.deepcopy(layer)  # for the checks below that need a second forward
     r, d = ref.renorm_r_d(x, renorm_mean, renorm_var, r_max, d_max)
     assert r[1] == r_max and r[2] == 1 / r_max and abs(d[3]) == d_max  # clipping happens
     assert 1 / r_max < r[0] < r_max and abs(d[0]) < d_max
@@ -66,6 +69,24 @@ def test_batch_renorm_matches_reference_with_clipping(cls, shape):
     expected_grads = torch.autograd.grad((expected * g).sum(), (x, layer.weight, layer.bias))
     for a, b in zip(grads, expected_grads, strict=True):
         assert_close(a, b)
+    # second derivatives too (the native backward of the one-pass path is differentiable)
+    twice = []
+    for out in (
+        twin(x),
+        ref.batch_renorm(x, renorm_mean, renorm_var, r_max, d_max, twin.weight, twin.bias),
+    ):
+        gx, gw = torch.autograd.grad((out * g).sum(), (x, twin.weight), create_graph=True)
+        twice.append(torch.autograd.grad((gx**2).sum() + (gw**2).sum(), (x, twin.weight)))
+    for a, b in zip(*twice, strict=True):
+        assert_close(a, b)
+    # float32 input takes the same one-pass path: the reference within float32 rounding
+    layer32 = copy.deepcopy(twin).float()
+    _set_renorm_stats(layer32, renorm_mean, renorm_var)
+    x32 = x.detach().float().requires_grad_()
+    y32 = layer32(x32)
+    assert_close(y32.double(), expected, rtol=1e-5, atol=1e-5)
+    (g32,) = torch.autograd.grad((y32 * g.float()).sum(), x32)
+    assert_close(g32.double(), expected_grads[0], rtol=1e-4, atol=1e-4)
 
     # inference statistics: momentum rule, unbiased variance; renorm statistics: their own
     # momentum, the batch's (biased) variance, the estimator σ_B uses

@@ -210,3 +210,43 @@ def normalize(
     if bias is not None:
         b = b + bias
     return apply_affine(x, a, b)
+
+
+class _BatchNormWithMoments(torch.autograd.Function):
+    r"""Training-mode batch normalisation of ``x`` with its own batch moments given:
+    :math:`y = (x - \mu_B)\,\gamma / \sqrt{\sigma_B^2 + \epsilon} + \beta`, forward as one
+    eval-mode ``batch_norm`` pass (the moments are not recomputed), backward as native
+    ``native_batch_norm_backward`` in training mode (the gradient through
+    :math:`\mu_B, \sigma_B` included, as native BatchNorm's). ``mean``/``var`` must be
+    ``x``'s biased per-channel moments; they get no gradient of their own (it is inside
+    ``x``'s)."""
+
+    @staticmethod
+    def forward(ctx, x, mean, var, weight, bias, eps):
+        invstd = torch.rsqrt(var + eps)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.eps = eps
+        return torch.batch_norm(x, weight, bias, mean, var, False, 0.0, eps, False)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, mean, invstd = ctx.saved_tensors
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[3], ctx.needs_input_grad[4]]
+        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+            grad_out.contiguous(), x, weight, None, None, mean, invstd, True, ctx.eps, mask
+        )
+        return grad_x, None, None, grad_w, grad_b, None
+
+
+def batch_norm_with_moments(
+    x: Tensor, mean: Tensor, var: Tensor, weight: Tensor, bias: Tensor, eps: float
+) -> Tensor | None:
+    """:class:`_BatchNormWithMoments` where native kernels take these dtypes (``x``, the
+    moments, weight and bias all float32 or all float64, ``x`` with at least 2 values per
+    channel); None otherwise, for the caller's general path."""
+    dtype = x.dtype
+    if dtype not in (torch.float32, torch.float64) or x.numel() <= x.shape[1]:
+        return None
+    if any(t.dtype != dtype for t in (mean, var, weight, bias)):
+        return None
+    return _BatchNormWithMoments.apply(x, mean, var, weight, bias, eps)

@@ -423,6 +423,10 @@ class _BatchRenorm(_BatchStatNorm):
         bias = d if self.bias is None else self.bias + self.weight * d.to(self.weight.dtype)
         if sync:
             return _stats.normalize(input, m.mean, m.var, weight, bias, self.eps)
+        # the moments are already known: normalise with them in one pass, native backward
+        out = _stats.batch_norm_with_moments(input, m.mean, m.var, weight, bias, self.eps)
+        if out is not None:
+            return out
         return F.batch_norm(
             input, None, None, weight.to(input.dtype), bias.to(input.dtype), True, 0.0, self.eps
         )
