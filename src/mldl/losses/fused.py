@@ -51,8 +51,10 @@ __all__ = [
 # large enough that per-op overhead stays small (1-8 MiB measured equal within noise there).
 _CHUNK_BYTES = 4 << 20
 # The linear version's chunks feed matmuls, which want many rows: at H=256, V=32000 the
-# fused loss took 1.33x the unfused time with 64-row chunks and 0.95x with 512 (64 MiB).
-_LINEAR_CHUNK_BYTES = 64 << 20
+# fused loss took 1.33x the unfused time with 64-row chunks, 0.95x with 512 (64 MiB) and
+# the same with 256 (32 MiB), which holds half the memory (one chunk of logits is most of
+# the extra peak).
+_LINEAR_CHUNK_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
