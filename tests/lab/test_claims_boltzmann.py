@@ -4,7 +4,6 @@ numbers exactly; the helpers against enumeration; the decisions on hand-made inp
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 
@@ -15,6 +14,9 @@ import mldl.lab
 import mldl.lab.claims  # registers the claims
 from mldl.lab.claims import boltzmann as bz
 from mldl.pgm import DBM
+
+from ._helpers import first_run as _first_run
+from ._helpers import run_tiny as _run
 
 EXPECTED = {
     "boltzmann.rbm_digits": {
@@ -78,29 +80,6 @@ EXPECTED = {
         "exact_log_z",
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    """``run_claim`` hands back open matplotlib figures; close them here."""
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-
-
-def _run(claim_id: str, seed: int = 0) -> mldl.lab.Result:
-    return mldl.lab.run_claim(mldl.lab.REGISTRY[claim_id], mldl.lab.Context("tiny", seed=seed))
-
-
-@functools.cache
-def _first_run(claim_id: str) -> mldl.lab.Result:
-    """One run per claim for the tests that only read it (figures already closed)."""
-    result = _run(claim_id)
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-    return result
 
 
 def test_every_claim_is_registered_in_the_notes_order():

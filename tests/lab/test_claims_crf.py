@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import json
 
-import pytest
 import torch
 
 import mldl.lab
@@ -35,14 +34,6 @@ NUMBERS = {
     "learned_transitions_seed0",
     "true_log_transitions",
 }
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
 
 
 def _run(seed: int = 0) -> mldl.lab.Result:

@@ -10,6 +10,8 @@ import mldl.lab
 import mldl.lab.claims  # registers the claims
 from mldl.lab.claims import losses as claims
 
+from ._helpers import run_tiny as _run
+
 EXPECTED = {
     "losses.value_table": {
         "epochs",
@@ -64,10 +66,6 @@ EXPECTED = {
         "per_class_recall_mean",
     },
 }
-
-
-def _run(claim_id: str, seed: int = 0) -> mldl.lab.Result:
-    return mldl.lab.run_claim(mldl.lab.REGISTRY[claim_id], mldl.lab.Context("tiny", seed=seed))
 
 
 def test_every_loss_claim_is_registered():

@@ -15,6 +15,8 @@ import mldl.lab.claims  # registers the claims
 from mldl import norm
 from mldl.lab.claims import norm_batch as claims
 
+from ._helpers import run_tiny as _run
+
 EXPECTED = {
     "norm.batch_size": {
         "batch_sizes",
@@ -55,18 +57,6 @@ EXPECTED = {
         "test_accuracy",
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-
-
-def _run(claim_id: str, seed: int = 0) -> mldl.lab.Result:
-    return mldl.lab.run_claim(mldl.lab.REGISTRY[claim_id], mldl.lab.Context("tiny", seed=seed))
 
 
 def test_every_claim_of_the_module_is_registered():

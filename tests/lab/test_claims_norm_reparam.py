@@ -70,16 +70,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    """``run_claim`` hands back open matplotlib figures (the report renders and closes
-    them); close them here, or matplotlib warns once 20 are open."""
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-
-
 def _fresh(claim_id: str, seed: int = 0) -> mldl.lab.Result:
     return mldl.lab.run_claim(mldl.lab.REGISTRY[claim_id], mldl.lab.Context("tiny", seed=seed))
 

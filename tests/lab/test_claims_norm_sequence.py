@@ -5,7 +5,6 @@ distributed workers' failures are reported, not hung on; the decisions on hand-m
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 
@@ -16,6 +15,9 @@ import mldl.lab
 import mldl.lab.claims  # registers the claims
 from mldl.lab.claims import norm_sequence as ns
 from mldl.norm import LayerNorm
+
+from ._helpers import first_run as _first_run
+from ._helpers import run_tiny as _run
 
 EXPECTED = {
     "norm.layer_norm_rnn": {
@@ -59,29 +61,6 @@ EXPECTED = {
         "effective_sample_weight",
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    """``run_claim`` hands back open matplotlib figures; close them here."""
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-
-
-def _run(claim_id: str, seed: int = 0) -> mldl.lab.Result:
-    return mldl.lab.run_claim(mldl.lab.REGISTRY[claim_id], mldl.lab.Context("tiny", seed=seed))
-
-
-@functools.cache
-def _first_run(claim_id: str) -> mldl.lab.Result:
-    """One run per claim for the tests that only read it (figures already closed)."""
-    result = _run(claim_id)
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-    return result
 
 
 @pytest.fixture

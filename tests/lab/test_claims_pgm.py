@@ -6,7 +6,6 @@ hand-made inputs."""
 
 from __future__ import annotations
 
-import functools
 import gzip
 import itertools
 import json
@@ -21,6 +20,9 @@ import mldl.lab.claims  # registers the claims
 from mldl.lab.claims import pgm as claim_pgm
 from mldl.pgm import BayesianNetwork
 
+from ._helpers import first_run as _first_run
+from ._helpers import run_tiny as _run
+
 CLAIMS = (
     "bn.hmm_is_a_dag",
     "bn.parameter_counts",
@@ -29,23 +31,6 @@ CLAIMS = (
     "mrf.ising_critical_temperature",
 )
 TEST_NETWORKS = Path(__file__).parents[1] / "pgm" / "data"
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-
-
-def _run(claim_id: str, seed: int = 0) -> mldl.lab.Result:
-    return mldl.lab.run_claim(mldl.lab.REGISTRY[claim_id], mldl.lab.Context("tiny", seed=seed))
-
-
-@functools.cache
-def _first_run(claim_id: str) -> mldl.lab.Result:
-    return _run(claim_id)
 
 
 def test_registered_and_ordered():

@@ -16,6 +16,8 @@ from mldl.lab.claims import calibration as cal_claims
 from mldl.lab.claims import smoothing as claims
 from mldl.lab.train import mlp
 
+from ._helpers import run_tiny as _run
+
 EXPECTED = {
     "smoothing.overconfidence": {
         "epsilons",
@@ -66,20 +68,6 @@ EXPECTED = {
         "predictions_changed",
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    """``run_claim`` hands back open matplotlib figures (the report renders and closes
-    them); close them here, or matplotlib warns once 20 are open."""
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-
-
-def _run(claim_id: str, seed: int = 0) -> mldl.lab.Result:
-    return mldl.lab.run_claim(mldl.lab.REGISTRY[claim_id], mldl.lab.Context("tiny", seed=seed))
 
 
 def test_every_smoothing_and_calibration_claim_is_registered():
