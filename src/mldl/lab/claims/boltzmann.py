@@ -55,6 +55,16 @@ def _paired(a: list[float], b: list[float]) -> tuple[float, float]:
     return _mean(diffs), t_halfwidth(diffs)
 
 
+def _paired_verdict(d: float, h: float, reason: str, worse: str) -> tuple[str, str]:
+    """The claims' one rule: supported if the interval d ± h lies above 0, not supported
+    (``worse`` said) if below, inconclusive if it straddles 0."""
+    if d - h > 0:
+        return verdict(True, reason)
+    if d + h < 0:
+        return verdict(False, f"{reason} — {worse}")
+    return verdict(False, reason + " — within the seeds' spread", inconclusive=True)
+
+
 def _binary_digits(ctx: Context) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The lab's digits split, binarised (pixel / 16 > 0.5): float64 train / val / test rows
     and their labels."""
@@ -324,11 +334,7 @@ def _decide_pcd(n: dict) -> tuple[str, str]:
         f"CD-1 {_mean(ll['cd1']):.3f} nats per digit after {n['updates']} updates each; "
         f"PCD - CD-1 {d:+.3f} ± {h:.3f} nats (95% t-interval of the seed-paired differences)"
     )
-    if d - h > 0:
-        return verdict(True, reason)
-    if d + h < 0:
-        return verdict(False, reason + " — CD-1 is better beyond the seeds' spread")
-    return verdict(False, reason + " — within the seeds' spread", inconclusive=True)
+    return _paired_verdict(d, h, reason, "CD-1 is better beyond the seeds' spread")
 
 
 @claim(
@@ -510,11 +516,7 @@ def _decide_dbn(n: dict) -> tuple[str, str]:
         f"of the seed-paired differences); after one fine-tuning epoch "
         f"{_mean(first['pretrained']):.3f} vs {_mean(first['random']):.3f}"
     )
-    if d - h > 0:
-        return verdict(True, reason)
-    if d + h < 0:
-        return verdict(False, reason + " — random initialisation is better beyond the spread")
-    return verdict(False, reason + " — within the seeds' spread", inconclusive=True)
+    return _paired_verdict(d, h, reason, "random initialisation is better beyond the spread")
 
 
 @claim(
@@ -685,11 +687,7 @@ def _decide_dbm(n: dict) -> tuple[str, str]:
             reason + f" — AIS too imprecise (standard error above {n['max_ais_std_error']:g})",
             inconclusive=True,
         )
-    if d - h > 0:
-        return verdict(True, reason)
-    if d + h < 0:
-        return verdict(False, reason + " — the DBM's bound falls short of the RBM")
-    return verdict(False, reason + " — within the seeds' spread", inconclusive=True)
+    return _paired_verdict(d, h, reason, "the DBM's bound falls short of the RBM")
 
 
 @claim(
