@@ -860,7 +860,7 @@ def test_dbn_classifier_is_initialised_from_the_rbms_and_trains(dbn_digits, digi
         assert torch.equal(lin.weight, rbm.weight.T) and torch.equal(lin.bias, rbm.hidden_bias)
         assert lin.weight.data_ptr() != rbm.weight.data_ptr()  # copies, not shared
     assert linears[-1].weight.shape == (10, 16) and (linears[-1].bias == 0).all()
-    assert 0.001 < float(linears[-1].weight.std()) < 0.1
+    assert 0.001 < float(linears[-1].weight.detach().std()) < 0.1
     _close(net[:-1](x[:5]), dbn.transform(x[:5]))
     assert net(x).shape == (1400, 10)
     frozen = [p.detach().clone() for p in dbn.parameters()]
