@@ -866,7 +866,7 @@ def test_dbn_classifier_is_initialised_from_the_rbms_and_trains(dbn_digits, digi
     frozen = [p.detach().clone() for p in dbn.parameters()]
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     loss_fn = torch.nn.CrossEntropyLoss()
-    first = float(loss_fn(net(x), y))
+    first = float(loss_fn(net(x), y).detach())
     for _ in range(100):
         opt.zero_grad()
         loss = loss_fn(net(x), y)
