@@ -866,13 +866,13 @@ def test_dbn_classifier_is_initialised_from_the_rbms_and_trains(dbn_digits, digi
     frozen = [p.detach().clone() for p in dbn.parameters()]
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     loss_fn = torch.nn.CrossEntropyLoss()
-    first = float(loss_fn(net(x), y).detach())
+    first = loss_fn(net(x), y).item()
     for _ in range(100):
         opt.zero_grad()
         loss = loss_fn(net(x), y)
         loss.backward()
         opt.step()
-    assert float(loss) < 0.5 * first
+    assert loss.item() < 0.5 * first
     assert float((net(x).argmax(1) == y).double().mean()) > 0.85
     for p, q in zip(dbn.parameters(), frozen, strict=True):  # the DBN is left unchanged
         assert torch.equal(p, q)
