@@ -34,7 +34,9 @@ from torch import Tensor, nn
 from ...pgm import DBM, DBN, RBM
 from ..core import Context, Evidence, Figure, claim, verdict
 from ..plots import PALETTE, figure
-from .smoothing import t_halfwidth
+from ..stats import mean as _mean
+from ..stats import paired as _paired
+from ..stats import t_halfwidth
 
 SECTION = "Networks: Boltzmann machines (RBM, DBN, DBM)"
 NOTES = (
@@ -43,16 +45,6 @@ NOTES = (
 )
 WELL_ABOVE = 1.0  # nats per digit: what "well above" the independent-pixel model means
 MAX_AIS_SE = 0.5  # nats: an AIS estimate less precise than this is not trusted
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _paired(a: list[float], b: list[float]) -> tuple[float, float]:
-    """Mean of the paired differences a - b and its 95% t-interval half-width."""
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    return _mean(diffs), t_halfwidth(diffs)
 
 
 def _paired_verdict(d: float, h: float, reason: str, worse: str) -> tuple[str, str]:

@@ -14,13 +14,10 @@ from ...calibration import (
 )
 from ..core import Context, Evidence, Figure, claim, verdict
 from ..plots import PALETTE, figure
+from ..stats import mean as _mean
 from .smoothing import ECE_BINS, EPSILONS, t_halfwidth, trained_with_smoothing
 
 SECTION = "Calibration"
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def _decide_temperature_scaling(n: dict) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ...pgm import LinearChainCRF
 from ..core import Context, Evidence, Figure, claim, verdict
 from ..plots import PALETTE, figure
-from .smoothing import t_halfwidth
+from ..stats import t_halfwidth
 
 SECTION = "Networks: Markov random fields and conditional random fields"
 STATES = 5  # hidden states = labels

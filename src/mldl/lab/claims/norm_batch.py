@@ -40,7 +40,8 @@ from ... import norm
 from ...norm import _stats
 from ..core import Context, Evidence, Figure, claim, verdict
 from ..plots import PALETTE, figure
-from .smoothing import t_halfwidth
+from ..stats import mean as _mean
+from ..stats import t_halfwidth
 
 SECTION = "Normalization"
 BATCH_KINDS = ("BN", "BRN", "BIN", "SN")  # statistics over the batch: trained at every b
@@ -424,10 +425,6 @@ def trained_cnns(ctx: Context) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------- statistics
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def _diff(a: list[float], b: list[float]) -> list[float]:

@@ -37,23 +37,14 @@ from ...norm import (
 )
 from ..core import Context, Evidence, Figure, claim, verdict
 from ..plots import PALETTE, figure
+from ..stats import mean as _mean
+from ..stats import sd as _sd
+from ..stats import t_halfwidth
 from ..train import accuracy, logits_of, mlp
-from .smoothing import t_halfwidth
 
 SECTION_SN = "Normalization: spectral normalization"
 SECTION_WN = "Normalization: weight normalization"
 SECTION_BN = "Normalization: batch normalization (fine-tuning)"
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _sd(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    mu = _mean(values)
-    return math.sqrt(sum((v - mu) ** 2 for v in values) / (len(values) - 1))
 
 
 def _ce(logits: Tensor, target: Tensor) -> Tensor:

@@ -35,28 +35,13 @@ from ... import losses
 from ...norm import BatchNorm1d, LayerNorm, scale_norm, weight_norm
 from ..core import Context, Evidence, Figure, claim, verdict
 from ..plots import PALETTE, figure
-from .smoothing import t_halfwidth
+from ..stats import mean as _mean
+from ..stats import paired as _paired
+from ..stats import sd as _sd
 
 SECTION_LN = "Normalization: layer normalization (RNNs)"
 SECTION_SN = "Normalization: ScaleNorm"
 SECTION_DIST = "Normalization: batch normalization (distributed training)"
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _sd(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    mu = _mean(values)
-    return math.sqrt(sum((v - mu) ** 2 for v in values) / (len(values) - 1))
-
-
-def _paired(a: list[float], b: list[float]) -> tuple[float, float]:
-    """Mean of the seed-paired differences a - b and its 95% t-interval half-width."""
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    return _mean(diffs), t_halfwidth(diffs)
 
 
 def _uniform(gens: list[torch.Generator], bound: float, *shape: int) -> Tensor:

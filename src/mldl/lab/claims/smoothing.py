@@ -25,6 +25,8 @@ from ... import losses
 from ...calibration import calibration_error, plot_reliability, reliability_diagram
 from ..core import Context, Evidence, Figure, claim, verdict
 from ..plots import PALETTE, figure
+from ..stats import mean as _mean
+from ..stats import t_halfwidth
 
 SECTION = "Label smoothing"
 EPSILONS = (0.0, 0.05, 0.1, 0.2)
@@ -222,26 +224,6 @@ def trained_with_smoothing(ctx: Context) -> dict[str, Any]:
         "y_test": split.y_test,
     }
     return _CACHE[key]
-
-
-# -------------------------------------------------------------------------- statistics
-
-
-def t_halfwidth(values: list[float], level: float = 0.95) -> float:
-    """Half-width of the two-sided Student-t confidence interval of the mean of ``values``
-    (infinite with fewer than two)."""
-    n = len(values)
-    if n < 2:
-        return math.inf
-    from scipy.stats import t
-
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return float(t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 # ------------------------------------------------------------------- overconfidence
